@@ -1,0 +1,146 @@
+// Package store defines how Gatehouse persists state: the Store contract, one
+// small repository interface per aggregate, and the only two errors that cross
+// the boundary. It holds no SQL; store/sqlstore implements the contract for
+// SQLite (store/sqlite) and PostgreSQL (store/postgres), and store/storetest
+// checks that both honour it.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+)
+
+// The errors a store returns, wrapped with context. Driver errors never escape.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: conflict") // a unique key is taken or a version is stale
+)
+
+// Store is safe for concurrent use.
+type Store interface {
+	// Tx runs fn in one read-write transaction whose repositories see only
+	// tenant's rows. If fn returns an error the transaction rolls back and the
+	// error is returned as is. Transient serialization failures are retried, so
+	// fn may run more than once and must not have side effects outside tx.
+	Tx(ctx context.Context, tenant ciam.TenantID, fn func(Tx) error) error
+	// View is Tx, read-only.
+	View(ctx context.Context, tenant ciam.TenantID, fn func(Tx) error) error
+	// System gives the few cross-tenant operations.
+	System() System
+	Close() error
+}
+
+// System holds the operations that are not scoped to one tenant.
+type System interface {
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// MigrationsCurrent reports whether every embedded migration is applied.
+	MigrationsCurrent(ctx context.Context) (bool, error)
+	// TenantBySlug returns ErrNotFound for an unknown slug.
+	TenantBySlug(ctx context.Context, slug string) (*ciam.Tenant, error)
+	// Tenants lists tenants ordered by slug, after the slug in after, at most limit.
+	Tenants(ctx context.Context, after string, limit int) ([]*ciam.Tenant, error)
+	// ListedTenants returns the tenants marked as listed on the platform page, by slug.
+	ListedTenants(ctx context.Context) ([]*ciam.Tenant, error)
+	// Setting reads a deployment-wide value; ErrNotFound if unset.
+	Setting(ctx context.Context, key string) ([]byte, error)
+	// PutSettingIfAbsent stores value unless key is set, and returns the value
+	// that is stored afterwards (so concurrent starters agree on one).
+	PutSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
+	// DeleteSetting removes key; it reports whether it was there. Two callers
+	// racing to delete one key get exactly one true.
+	DeleteSetting(ctx context.Context, key string) (bool, error)
+}
+
+// Tx is one transaction scoped to one tenant.
+type Tx interface {
+	Tenant() Tenants
+	Users() Users
+	Passwords() Passwords
+	Sessions() Sessions
+	Audit() AuditLog
+}
+
+// Tenants reads and writes the transaction's own tenant row.
+type Tenants interface {
+	// Create inserts t, whose ID must be the transaction's tenant.
+	// ErrConflict if the slug or id is taken.
+	Create(ctx context.Context, t *ciam.Tenant) error
+	// Get returns ErrNotFound when the tenant does not exist.
+	Get(ctx context.Context) (*ciam.Tenant, error)
+	// Update writes t if t.Version is the stored version, and increments
+	// t.Version. ErrConflict if it is stale or the new slug is taken.
+	Update(ctx context.Context, t *ciam.Tenant) error
+}
+
+// UserFilter selects users for List.
+type UserFilter struct {
+	After  ciam.UserID // cursor: return users whose id sorts after this
+	Limit  int         // at most this many (the store caps it at 1000)
+	Status ciam.UserStatus
+}
+
+// Users holds the tenant's users.
+type Users interface {
+	// Create inserts u. ErrConflict if the email is taken in the tenant.
+	Create(ctx context.Context, u *ciam.User) error
+	// Get returns ErrNotFound for an unknown id.
+	Get(ctx context.Context, id ciam.UserID) (*ciam.User, error)
+	// ByEmail looks up a normalised email; ErrNotFound if none.
+	ByEmail(ctx context.Context, email string) (*ciam.User, error)
+	// List returns users ordered by id.
+	List(ctx context.Context, f UserFilter) ([]*ciam.User, error)
+	// Update writes u if u.Version is current and increments it; ErrConflict
+	// if stale or the new email is taken, ErrNotFound if u does not exist.
+	Update(ctx context.Context, u *ciam.User) error
+	// RecordLogin sets the user's last login time without touching Version.
+	RecordLogin(ctx context.Context, id ciam.UserID, at time.Time) error
+}
+
+// Passwords holds one password hash per user.
+type Passwords interface {
+	// Get returns the PHC-format hash; ErrNotFound if the user has no password.
+	Get(ctx context.Context, user ciam.UserID) (string, error)
+	// Set creates or replaces the user's hash.
+	Set(ctx context.Context, user ciam.UserID, hash string, at time.Time) error
+}
+
+// Sessions holds browser sessions.
+type Sessions interface {
+	Create(ctx context.Context, s *ciam.Session) error
+	// ByTokenHash finds a session, live or not; ErrNotFound if none.
+	ByTokenHash(ctx context.Context, hash []byte) (*ciam.Session, error)
+	// Get returns ErrNotFound for an unknown id.
+	Get(ctx context.Context, id ciam.SessionID) (*ciam.Session, error)
+	// Touch records use of a live session: last seen and the new idle expiry.
+	Touch(ctx context.Context, id ciam.SessionID, seen, idleExpires time.Time) error
+	// ListActive returns the user's sessions live at now, newest first.
+	ListActive(ctx context.Context, user ciam.UserID, now time.Time) ([]*ciam.Session, error)
+	// Revoke ends one live session of the user; ErrNotFound if there is no
+	// such live session (already ended, another user's, or unknown).
+	Revoke(ctx context.Context, user ciam.UserID, id ciam.SessionID, at time.Time) error
+	// RevokeAll ends every live session of the user except keep (which may be
+	// empty) and returns how many it ended.
+	RevokeAll(ctx context.Context, user ciam.UserID, keep ciam.SessionID, at time.Time) (int, error)
+	// DeleteExpired removes sessions that ended before cutoff; it returns how many.
+	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// AuditFilter selects audit events.
+type AuditFilter struct {
+	AfterSeq int64 // cursor: events with a larger sequence number
+	Limit    int   // the store caps it at 1000
+	Type     string
+}
+
+// AuditLog is the tenant's append-only, hash-chained event log.
+type AuditLog interface {
+	// Append sets e.Seq, e.PrevHash and e.Hash from the tenant's chain head and
+	// stores e. Appends in one tenant are serialized; none is lost or forked.
+	Append(ctx context.Context, e *ciam.AuditEvent) error
+	// List returns events in sequence order.
+	List(ctx context.Context, f AuditFilter) ([]*ciam.AuditEvent, error)
+}
