@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// fileConfig is the configuration file format (YAML). Every key can also be
+// set with a GATEHOUSE_* environment variable and most with a flag; flags win
+// over the environment, which wins over the file.
+type fileConfig struct {
+	Addr            string        `yaml:"addr"`
+	PublicURL       string        `yaml:"public_url"`
+	Database        string        `yaml:"database"`
+	LogLevel        string        `yaml:"log_level"`
+	LogFormat       string        `yaml:"log_format"`
+	TrustedProxies  []string      `yaml:"trusted_proxies"`
+	BodyLimit       int64         `yaml:"body_limit"`
+	HashConcurrency int           `yaml:"hash_concurrency"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+}
+
+func defaults() fileConfig {
+	return fileConfig{
+		Addr:            "localhost:8080",
+		PublicURL:       "http://localhost:8080",
+		Database:        "sqlite:./gatehouse-data/gatehouse.db",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		BodyLimit:       64 << 10,
+		ShutdownTimeout: 20 * time.Second,
+		ReadTimeout:     15 * time.Second,
+		WriteTimeout:    30 * time.Second,
+		IdleTimeout:     120 * time.Second,
+	}
+}
+
+// envKeys maps each environment variable to the setter of its field.
+func envKeys(c *fileConfig) map[string]func(string) error {
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration like 30s or 2m: %q", v)
+			}
+			*p = d
+			return nil
+		}
+	}
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	return map[string]func(string) error{
+		"GATEHOUSE_ADDR":       str(&c.Addr),
+		"GATEHOUSE_PUBLIC_URL": str(&c.PublicURL),
+		"GATEHOUSE_DATABASE":   str(&c.Database),
+		"GATEHOUSE_DATABASE_FILE": func(v string) error {
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return fmt.Errorf("read the database DSN file: %w", err)
+			}
+			c.Database = strings.TrimSpace(string(b))
+			return nil
+		},
+		"GATEHOUSE_LOG_LEVEL":  str(&c.LogLevel),
+		"GATEHOUSE_LOG_FORMAT": str(&c.LogFormat),
+		"GATEHOUSE_TRUSTED_PROXIES": func(v string) error {
+			c.TrustedProxies = nil
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.TrustedProxies = append(c.TrustedProxies, p)
+				}
+			}
+			return nil
+		},
+		"GATEHOUSE_BODY_LIMIT": func(v string) error {
+			_, err := fmt.Sscan(v, &c.BodyLimit)
+			return err
+		},
+		"GATEHOUSE_HASH_CONCURRENCY": func(v string) error {
+			_, err := fmt.Sscan(v, &c.HashConcurrency)
+			return err
+		},
+		"GATEHOUSE_SHUTDOWN_TIMEOUT": dur(&c.ShutdownTimeout),
+		"GATEHOUSE_READ_TIMEOUT":     dur(&c.ReadTimeout),
+		"GATEHOUSE_WRITE_TIMEOUT":    dur(&c.WriteTimeout),
+		"GATEHOUSE_IDLE_TIMEOUT":     dur(&c.IdleTimeout),
+	}
+}
+
+// envIgnored are GATEHOUSE_* variables that are not configuration keys.
+var envIgnored = map[string]bool{"GATEHOUSE_CONFIG": true}
+
+// load reads the file (if any), then the environment, reporting every problem.
+func load(path string, environ []string) (fileConfig, error) {
+	c := defaults()
+	var errs []error
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read config file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config file %s: %w (see the configuration reference in README.md)", path, err)
+		}
+	}
+	setters := envKeys(&c)
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "GATEHOUSE_") || envIgnored[k] || strings.HasPrefix(k, "GATEHOUSE_TEST_") {
+			continue
+		}
+		set, ok := setters[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("environment variable %s is not a Gatehouse setting; remove it or fix its name", k))
+			continue
+		}
+		if err := set(v); err != nil {
+			errs = append(errs, fmt.Errorf("environment variable %s: %w", k, err))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// settings are the validated values.
+type settings struct {
+	fileConfig
+	publicURL *url.URL
+	proxies   []netip.Prefix
+	level     slog.Level
+}
+
+// validate checks every value and reports all problems together, each with
+// what to change.
+func (c fileConfig) validate() (*settings, error) {
+	s := &settings{fileConfig: c}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr %q: want host:port, for example localhost:8080 or :8080", c.Addr)
+	}
+	u, err := url.Parse(c.PublicURL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		bad("public_url %q: want an absolute http(s) URL such as https://id.example.com", c.PublicURL)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil || (u.Path != "" && u.Path != "/"):
+		bad("public_url %q: must have no path, query, fragment or user info", c.PublicURL)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		bad("public_url %q: plain http is only allowed for localhost; use https", c.PublicURL)
+	default:
+		u.Path = ""
+		s.publicURL = u
+	}
+	if !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+		bad("database: want sqlite:PATH or a postgres:// DSN")
+	} else if c.Database == "sqlite:" {
+		bad("database: sqlite: needs a file path, for example sqlite:./gatehouse-data/gatehouse.db")
+	}
+	if err := s.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log_format %q: want text or json", c.LogFormat)
+	}
+	for _, p := range c.TrustedProxies {
+		pf, err := netip.ParsePrefix(p)
+		if err != nil {
+			if a, err2 := netip.ParseAddr(p); err2 == nil {
+				pf = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				bad("trusted_proxies: %q is not an IP address or CIDR prefix", p)
+				continue
+			}
+		}
+		s.proxies = append(s.proxies, pf)
+	}
+	if c.BodyLimit < 1024 || c.BodyLimit > 64<<20 {
+		bad("body_limit %d: want between 1024 and 67108864 bytes", c.BodyLimit)
+	}
+	if c.HashConcurrency < 0 || c.HashConcurrency > 256 {
+		bad("hash_concurrency %d: want 0 (the CPU count) to 256", c.HashConcurrency)
+	}
+	for name, d := range map[string]time.Duration{"shutdown_timeout": c.ShutdownTimeout, "read_timeout": c.ReadTimeout, "write_timeout": c.WriteTimeout, "idle_timeout": c.IdleTimeout} {
+		if d <= 0 || d > time.Hour {
+			bad("%s %s: want a duration between 1s and 1h", name, d)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+func (s *settings) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: s.level}
+	if s.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse-id/gatehouse/internal/server"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/store/postgres"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
+)
+
+// openStore opens (and migrates) the configured database.
+func openStore(ctx context.Context, dsn string) (store.Store, error) {
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		return sqlite.Open(ctx, sqlite.Config{Path: path})
+	}
+	return postgres.Open(ctx, postgres.Config{DSN: dsn})
+}
+
+func (a *app) serveCmd() *cobra.Command {
+	var addr, publicURL, proxies string
+	var bodyLimit int64
+	var hashConc int
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve Gatehouse (applies migrations first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.settings(func(c *fileConfig) {
+				f := cmd.Flags()
+				if f.Changed("addr") {
+					c.Addr = addr
+				}
+				if f.Changed("public-url") {
+					c.PublicURL = publicURL
+				}
+				if f.Changed("trusted-proxies") {
+					c.TrustedProxies = strings.Split(proxies, ",")
+				}
+				if f.Changed("body-limit") {
+					c.BodyLimit = bodyLimit
+				}
+				if f.Changed("hash-concurrency") {
+					c.HashConcurrency = hashConc
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("configuration:\n%w", err)
+			}
+			return a.serve(cmd.Context(), s)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "", "listen address host:port (env GATEHOUSE_ADDR; default localhost:8080)")
+	f.StringVar(&publicURL, "public-url", "", "the URL people and apps reach Gatehouse at (env GATEHOUSE_PUBLIC_URL; default http://localhost:8080)")
+	f.StringVar(&proxies, "trusted-proxies", "", "comma-separated proxy addresses or prefixes whose X-Forwarded-For is believed (env GATEHOUSE_TRUSTED_PROXIES)")
+	f.Int64Var(&bodyLimit, "body-limit", 0, "largest request body in bytes (env GATEHOUSE_BODY_LIMIT; default 65536)")
+	f.IntVar(&hashConc, "hash-concurrency", 0, "password hashes run at once (env GATEHOUSE_HASH_CONCURRENCY; default the CPU count)")
+	return cmd
+}
+
+func (a *app) serve(ctx context.Context, s *settings) error {
+	log := s.logger(a.stderr)
+	st, err := openStore(ctx, s.Database)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer st.Close()
+	srv, err := server.New(ctx, server.Config{
+		PublicURL: s.publicURL, Log: log, TrustedProxies: s.proxies, BodyLimit: s.BodyLimit,
+		HashConcurrency: s.HashConcurrency, Version: version(),
+	}, st)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set --addr or GATEHOUSE_ADDR to a free address)", s.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.WriteTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          nil,
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	go srv.Run(bg)
+
+	fmt.Fprintf(a.stdout, "Gatehouse %s listening on http://%s\n", version(), ln.Addr())
+	fmt.Fprintf(a.stdout, "Public URL: %s — tenant pages at %s/t/default/login\n", s.publicURL, s.publicURL)
+	if link, err := srv.SetupLink(ctx); err != nil {
+		log.Warn("could not issue the first-run link", "err", err)
+	} else if link != "" {
+		fmt.Fprintf(a.stdout, "First run: open this one-time link to create the platform administrator:\n  %s\n", link)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "public_url", s.publicURL.String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", s.ShutdownTimeout.String())
+	sctx, scancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+	defer scancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func (a *app) migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database migrations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.settings(nil)
+			if err != nil {
+				return fmt.Errorf("configuration:\n%w", err)
+			}
+			st, err := openStore(cmd.Context(), s.Database)
+			if err != nil {
+				return fmt.Errorf("open database: %w", err)
+			}
+			defer st.Close()
+			ok, err := st.System().MigrationsCurrent(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errors.New("migrations are not current after applying them")
+			}
+			fmt.Fprintln(a.stdout, "migrations are current")
+			return nil
+		},
+	}
+}

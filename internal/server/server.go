@@ -1,0 +1,223 @@
+// Package server wires Gatehouse together: it builds the services and the
+// HTTP handlers from a Config and a store.Store with struct literals, mounts
+// the routes, serves health, readiness and metrics, and runs the background
+// jobs. It holds no business logic and never opens a database itself.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-id/gatehouse/internal/authn"
+	"github.com/gatehouse-id/gatehouse/internal/authn/password"
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/tenant"
+	"github.com/gatehouse-id/gatehouse/internal/throttle"
+	"github.com/gatehouse-id/gatehouse/internal/ui"
+	"github.com/gatehouse-id/gatehouse/internal/user"
+	"github.com/gatehouse-id/gatehouse/internal/web"
+)
+
+// Config is the runtime configuration, in plain Go values.
+type Config struct {
+	PublicURL      *url.URL
+	Log            *slog.Logger
+	TrustedProxies []netip.Prefix
+	// BodyLimit caps request bodies in bytes (default 64 KiB).
+	BodyLimit int64
+	// HashConcurrency bounds concurrent password hashes (default GOMAXPROCS).
+	HashConcurrency int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Server is a wired Gatehouse.
+type Server struct {
+	cfg      Config
+	store    store.Store
+	handler  http.Handler
+	Tenants  *tenant.Service
+	Users    *user.Service
+	Authn    *authn.Service
+	Sessions *session.Manager
+	Hasher   *password.Hasher
+	Registry *prometheus.Registry
+}
+
+// New builds a server over st. It creates the built-in tenants when missing.
+func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
+	if cfg.PublicURL == nil {
+		return nil, errors.New("server: PublicURL is required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = 64 << 10
+	}
+	if cfg.HashConcurrency == 0 {
+		cfg.HashConcurrency = runtime.GOMAXPROCS(0)
+	}
+	secure := cfg.PublicURL.Scheme == "https"
+
+	hasher := password.NewHasher(cfg.HashConcurrency)
+	policy, err := password.NewPolicy()
+	if err != nil {
+		return nil, fmt.Errorf("load password policy: %w", err)
+	}
+	csrfKey, err := st.System().PutSettingIfAbsent(ctx, "csrf_key", []byte(ciam.NewSecret()))
+	if err != nil {
+		return nil, fmt.Errorf("load CSRF key: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	logins := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_logins_total", Help: "Password logins by outcome.",
+	}, []string{"outcome"})
+	reg.MustRegister(logins,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_password_hash_waiting", Help: "Password hashes waiting for a slot."}, func() float64 { return float64(hasher.Waiting()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_password_hash_running", Help: "Password hashes running now."}, func() float64 { return float64(hasher.Running()) }),
+	)
+
+	accounts, sources := throttle.NewPerAccount(), throttle.NewPerIP()
+	accounts.Now, sources.Now = cfg.Now, cfg.Now
+	tenants := &tenant.Service{Store: st, Now: cfg.Now, Log: cfg.Log}
+	sessions := &session.Manager{Store: st, Now: cfg.Now, TouchEvery: time.Minute}
+	users := &user.Service{Store: st, Hasher: hasher, Policy: policy.Check, Now: cfg.Now}
+	an := &authn.Service{
+		Store: st, Hasher: hasher, Policy: policy.Check, Sessions: sessions,
+		Accounts: accounts, Sources: sources,
+		Now: cfg.Now, Log: cfg.Log,
+		OnLogin: func(outcome string) { logins.WithLabelValues(outcome).Inc() },
+	}
+	if err := tenants.EnsureBuiltin(ctx); err != nil {
+		return nil, fmt.Errorf("create built-in tenants: %w", err)
+	}
+
+	pages := &ui.Handler{
+		Tenants: tenants, Users: users, Authn: an, Sessions: sessions,
+		CSRF:   &web.CSRF{Key: csrfKey, Secure: secure},
+		Secure: secure, TrustedProxies: cfg.TrustedProxies, Log: cfg.Log,
+	}
+	if err := pages.Init(); err != nil {
+		return nil, err
+	}
+	mux := web.NewMux(cfg.Log)
+	mux.OnError = pages.RenderError
+	pages.Mount(mux)
+
+	s := &Server{cfg: cfg, store: st, Tenants: tenants, Users: users, Authn: an, Sessions: sessions, Hasher: hasher, Registry: reg}
+	ops := http.NewServeMux()
+	ops.HandleFunc("GET /healthz", s.healthz)
+	ops.HandleFunc("GET /readyz", s.readyz)
+	ops.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleHTTP("GET /healthz", ops)
+	mux.HandleHTTP("GET /readyz", ops)
+	mux.HandleHTTP("GET /metrics", ops)
+
+	s.handler = web.Chain(mux,
+		web.AssignRequestID,
+		web.AccessLog(cfg.Log),
+		web.NewMetrics(reg).Wrap,
+		mux.Recover,
+		web.SecurityHeaders{HTTPS: secure}.Wrap,
+		mux.BodyLimit(cfg.BodyLimit),
+	)
+	return s, nil
+}
+
+// Handler is the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetupLink returns the one-time first-run link while no platform
+// administrator exists, or "".
+func (s *Server) SetupLink(ctx context.Context) (string, error) {
+	pt, err := s.Tenants.BySlug(ctx, tenant.PlatformSlug)
+	if err != nil {
+		return "", err
+	}
+	tok, err := s.Authn.IssueSetupToken(ctx, pt)
+	if err != nil || tok == "" {
+		return "", err
+	}
+	return s.cfg.PublicURL.JoinPath("/setup").String() + "?token=" + tok, nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"status":"ok","version":%q}`+"\n", s.cfg.Version)
+}
+
+// readyz answers 200 when the database answers and every migration is
+// applied, 503 otherwise; it recovers by itself when the database returns.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.store.System().Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"status":"unavailable","reason":"database unreachable"}`)
+		return
+	}
+	ok, err := s.store.System().MigrationsCurrent(ctx)
+	if err != nil || !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"status":"unavailable","reason":"database migrations are not current"}`)
+		return
+	}
+	fmt.Fprintln(w, `{"status":"ready"}`)
+}
+
+// Run runs the background jobs until ctx ends: expired sessions are swept hourly.
+func (s *Server) Run(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sweep(ctx)
+		}
+	}
+}
+
+func (s *Server) sweep(ctx context.Context) {
+	after := ""
+	for {
+		ts, err := s.Tenants.List(ctx, after, 500)
+		if err != nil {
+			s.cfg.Log.ErrorContext(ctx, "sweep sessions: list tenants", "err", err)
+			return
+		}
+		for _, t := range ts {
+			if _, err := s.Sessions.Sweep(ctx, t.ID); err != nil {
+				s.cfg.Log.ErrorContext(ctx, "sweep sessions", "tenant", t.Slug, "err", err)
+			}
+		}
+		if len(ts) < 500 {
+			return
+		}
+		after = ts[len(ts)-1].Slug
+	}
+}

@@ -1,0 +1,174 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-id/gatehouse/internal/store/storetest"
+)
+
+func open(t *testing.T) store.Store {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "data", "gatehouse.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, open)
+}
+
+// TestNoLockedErrors runs 256 goroutines of interleaved write transactions
+// and reads: with one writer connection and WAL readers, none may fail with
+// "database is locked" (SQLITE_BUSY) or anything else.
+func TestNoLockedErrors(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	tn := &ciam.Tenant{ID: ciam.TenantID(ciam.NewID()), Slug: "load", MFAPolicy: ciam.MFAOff, CreatedAt: now, UpdatedAt: now}
+	if err := s.Tx(ctx, tn.ID, func(tx store.Tx) error { return tx.Tenant().Create(ctx, tn) }); err != nil {
+		t.Fatal(err)
+	}
+
+	const workers, rounds = 256, 1
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				u := &ciam.User{
+					ID: ciam.UserID(ciam.NewID()), Email: fmt.Sprintf("w%d-r%d@example.com", w, r),
+					Status: ciam.UserActive, CreatedAt: now, UpdatedAt: now,
+				}
+				sess := &ciam.Session{
+					ID: ciam.SessionID(ciam.NewID()), UserID: u.ID, TokenHash: []byte(ciam.NewSecret()),
+					CreatedAt: now, AuthTime: now, LastSeenAt: now,
+					IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour),
+				}
+				err := s.Tx(ctx, tn.ID, func(tx store.Tx) error {
+					if err := tx.Users().Create(ctx, u); err != nil {
+						return err
+					}
+					if err := tx.Sessions().Create(ctx, sess); err != nil {
+						return err
+					}
+					return tx.Audit().Append(ctx, &ciam.AuditEvent{Time: now, Type: "user.signup", TargetID: string(u.ID)})
+				})
+				if err != nil {
+					fail(fmt.Errorf("write: %w", err))
+					continue
+				}
+				err = s.View(ctx, tn.ID, func(tx store.Tx) error {
+					if _, err := tx.Users().Get(ctx, u.ID); err != nil {
+						return err
+					}
+					if _, err := tx.Sessions().ByTokenHash(ctx, sess.TokenHash); err != nil {
+						return err
+					}
+					_, err := tx.Audit().List(ctx, store.AuditFilter{Limit: 10})
+					return err
+				})
+				if err != nil {
+					fail(fmt.Errorf("read: %w", err))
+				}
+				err = s.Tx(ctx, tn.ID, func(tx store.Tx) error {
+					return tx.Sessions().Touch(ctx, sess.ID, now.Add(time.Minute), now.Add(2*time.Hour))
+				})
+				if err != nil {
+					fail(fmt.Errorf("touch: %w", err))
+				}
+				if _, err := s.System().TenantBySlug(ctx, "load"); err != nil {
+					fail(fmt.Errorf("system read: %w", err))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i == 10 {
+			t.Errorf("... and %d more", len(errs)-10)
+			break
+		}
+		if msg := err.Error(); strings.Contains(msg, "locked") || strings.Contains(msg, "BUSY") {
+			t.Errorf("lock error: %v", err)
+		} else {
+			t.Errorf("error: %v", err)
+		}
+	}
+	var n int
+	if err := s.View(context.Background(), tn.ID, func(tx store.Tx) error {
+		es, err := tx.Audit().List(ctx, store.AuditFilter{AfterSeq: workers*rounds - 1})
+		n = len(es)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("the audit chain does not end at %d", workers*rounds)
+	}
+}
+
+func TestOpenCreatesDirectoriesAndReopens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "gatehouse.db")
+	ctx := t.Context()
+	for range 2 {
+		db, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := db.System().MigrationsCurrent(ctx)
+		if err != nil || !ok {
+			t.Errorf("MigrationsCurrent = %v, %v", ok, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSkipMigrate(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "g.db"), SkipMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if ok, err := db.System().MigrationsCurrent(ctx); err != nil || ok {
+		t.Fatalf("MigrationsCurrent before Migrate = %v, %v; want false", ok, err)
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil || len(applied) == 0 {
+		t.Fatalf("Migrate = %v, %v", applied, err)
+	}
+	if ok, err := db.System().MigrationsCurrent(ctx); err != nil || !ok {
+		t.Fatalf("MigrationsCurrent after Migrate = %v, %v; want true", ok, err)
+	}
+	cur, latest, err := db.MigrationVersions(ctx)
+	if err != nil || cur != latest {
+		t.Fatalf("MigrationVersions = %d, %d, %v", cur, latest, err)
+	}
+	if applied, err := db.Migrate(ctx); err != nil || len(applied) != 0 {
+		t.Fatalf("second Migrate = %v, %v; want nothing applied", applied, err)
+	}
+}

@@ -1,0 +1,264 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+var _ store.Store = (*DB)(nil)
+
+// Transaction retries on transient failures.
+const (
+	maxAttempts  = 6
+	retryBackoff = 2 * time.Millisecond // doubled after each attempt, with jitter
+)
+
+// Config is what New needs. store/sqlite and store/postgres fill it in.
+type Config struct {
+	Dialect Dialect
+	// Writer runs Tx transactions, cross-tenant writes and migrations.
+	Writer *sql.DB
+	// Reader runs View transactions and cross-tenant reads. Nil means Writer.
+	Reader *sql.DB
+	// Migrations holds the dialect's goose migration files at its root.
+	Migrations fs.FS
+	// GooseDialect names the dialect for goose, e.g. goose.DialectSQLite3.
+	GooseDialect goose.Dialect
+	// GooseOptions are extra provider options, such as a migration locker.
+	GooseOptions []goose.ProviderOption
+}
+
+// DB is the store. It is safe for concurrent use.
+type DB struct {
+	dialect Dialect
+	writer  *sql.DB
+	reader  *sql.DB
+	ph      Placeholder
+	goose   *goose.Provider
+
+	migrated  atomic.Bool // migrations were found current once; they stay current
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New wraps open database handles. DB.Close closes them.
+func New(cfg Config) (*DB, error) {
+	if cfg.Writer == nil || cfg.Dialect.Classify == nil || cfg.Migrations == nil {
+		return nil, errors.New("sqlstore: Writer, Dialect.Classify and Migrations are required")
+	}
+	reader := cfg.Reader
+	if reader == nil {
+		reader = cfg.Writer
+	}
+	opts := append([]goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}, cfg.GooseOptions...)
+	p, err := goose.NewProvider(cfg.GooseDialect, cfg.Writer, cfg.Migrations, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: migrations: %w", err)
+	}
+	return &DB{
+		dialect: cfg.Dialect,
+		writer:  cfg.Writer,
+		reader:  reader,
+		ph:      cfg.Dialect.Placeholder,
+		goose:   p,
+	}, nil
+}
+
+// Dialect returns the dialect the store was opened with.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Close closes the database handles. It is safe to call more than once.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		err := db.writer.Close()
+		if db.reader != db.writer {
+			err = errors.Join(err, db.reader.Close())
+		}
+		db.closeErr = err
+	})
+	return db.closeErr
+}
+
+// Tx runs fn in a read-write transaction scoped to tenant, retrying
+// transient failures. Do not call Tx from inside fn: on SQLite the single
+// writer connection is taken and the nested call would wait forever.
+func (db *DB) Tx(ctx context.Context, tenant ciam.TenantID, fn func(store.Tx) error) error {
+	return db.run(ctx, db.writer, &db.dialect.WriteTx, tenant, fn)
+}
+
+// View runs fn in a read-only transaction scoped to tenant.
+func (db *DB) View(ctx context.Context, tenant ciam.TenantID, fn func(store.Tx) error) error {
+	return db.run(ctx, db.reader, &db.dialect.ReadTx, tenant, fn)
+}
+
+func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, tenant ciam.TenantID, fn func(store.Tx) error) error {
+	if tenant == "" {
+		return errors.New("sqlstore: transaction without a tenant")
+	}
+	return retryTransient(ctx, func() error { return db.attempt(ctx, pool, opts, tenant, fn) })
+}
+
+// retryTransient runs attempt until it succeeds, fails for a reason a retry
+// cannot cure, or has failed maxAttempts times, with jittered exponential
+// backoff in between.
+func retryTransient(ctx context.Context, attempt func() error) error {
+	backoff := retryBackoff
+	for n := 1; ; n++ {
+		err := attempt()
+		if err == nil || n == maxAttempts || !isTransient(err) {
+			return err
+		}
+		d := backoff/2 + rand.N(backoff/2+1) // between half and all of backoff
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(d):
+		}
+		backoff *= 2
+	}
+}
+
+func (db *DB) attempt(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, tenant ciam.TenantID, fn func(store.Tx) error) error {
+	stx, err := pool.BeginTx(ctx, opts)
+	if err != nil {
+		return db.wrap(err, "begin transaction")
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = stx.Rollback() // fn returned an error or panicked
+		}
+	}()
+	if err := fn(&tx{db: db, tx: stx, tenant: tenant}); err != nil {
+		return err
+	}
+	done = true
+	if err := stx.Commit(); err != nil {
+		return db.wrap(err, "commit")
+	}
+	return nil
+}
+
+// tx is one transaction scoped to one tenant.
+type tx struct {
+	db     *DB
+	tx     *sql.Tx
+	tenant ciam.TenantID
+}
+
+func (t *tx) Tenant() store.Tenants      { return tenants{t} }
+func (t *tx) Users() store.Users         { return users{t} }
+func (t *tx) Passwords() store.Passwords { return passwords{t} }
+func (t *tx) Sessions() store.Sessions   { return sessions{t} }
+func (t *tx) Audit() store.AuditLog      { return auditLog{t} }
+
+func (t *tx) exec(ctx context.Context, q query, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, q.text[t.db.ph], args...)
+}
+
+func (t *tx) row(ctx context.Context, q query, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, q.text[t.db.ph], args...)
+}
+
+func (t *tx) rows(ctx context.Context, q query, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, q.text[t.db.ph], args...)
+}
+
+// execUpdate runs a statement that may violate a unique key. Where a failed
+// statement aborts the transaction it runs inside a savepoint, so that the
+// caller can carry on after ErrConflict on every dialect.
+func (t *tx) execUpdate(ctx context.Context, q query, args ...any) (sql.Result, error) {
+	if !t.db.dialect.ErrorAbortsTx {
+		return t.exec(ctx, q, args...)
+	}
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT sqlstore_update"); err != nil {
+		return nil, err
+	}
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		if _, rerr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT sqlstore_update"); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	if _, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT sqlstore_update"); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// transientError marks a failure that a retry of the transaction may cure.
+// It keeps the driver error out of the chain.
+type transientError struct{ msg string }
+
+func (e *transientError) Error() string { return e.msg }
+
+func isTransient(err error) bool {
+	var te *transientError
+	return errors.As(err, &te)
+}
+
+// wrap translates a driver error. what says what was being done; it must not
+// name personal data such as an email address.
+func (db *DB) wrap(err error, what string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if len(args) > 0 {
+		what = fmt.Sprintf(what, args...)
+	}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("sqlstore: %s: %w", what, err)
+	}
+	switch db.dialect.Classify(err) {
+	case ClassUnique:
+		return fmt.Errorf("%s: %w", what, store.ErrConflict)
+	case ClassForeignKey:
+		return fmt.Errorf("%s: referenced row: %w", what, store.ErrNotFound)
+	case ClassTransient:
+		return &transientError{msg: fmt.Sprintf("sqlstore: %s: %v", what, err)}
+	}
+	return fmt.Errorf("sqlstore: %s: %v", what, err)
+}
+
+// conflictf returns a store.ErrConflict with context.
+func conflictf(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, store.ErrConflict)...)
+}
+
+// notFoundf returns a store.ErrNotFound with context.
+func notFoundf(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, store.ErrNotFound)...)
+}
+
+// checkTenant reports whether an entity's tenant, when set, is the
+// transaction's.
+func (t *tx) checkTenant(id ciam.TenantID) bool { return id == "" || id == t.tenant }
+
+func (t *tx) wrongTenant(kind string, id ciam.TenantID) error {
+	return fmt.Errorf("sqlstore: %s of tenant %s written in a transaction of tenant %s", kind, id, t.tenant)
+}
+
+// rowsAffected returns n, translating the error.
+func (t *tx) rowsAffected(res sql.Result, what string, args ...any) (int64, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, t.db.wrap(err, what, args...)
+	}
+	return n, nil
+}

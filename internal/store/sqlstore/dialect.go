@@ -1,0 +1,76 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"strconv"
+	"strings"
+)
+
+// Placeholder is how a driver numbers query parameters.
+type Placeholder int
+
+// Placeholder styles.
+const (
+	Question Placeholder = iota // ?, ?, ? (SQLite)
+	Dollar                      // $1, $2, $3 (PostgreSQL)
+)
+
+// ErrorClass is what sqlstore needs to know about a driver error.
+type ErrorClass int
+
+// Error classes.
+const (
+	ClassOther      ErrorClass = iota
+	ClassUnique                // a unique or primary key is taken
+	ClassForeignKey            // a referenced row does not exist
+	ClassTransient             // busy, serialization failure or deadlock: retry the transaction
+)
+
+// Dialect is what differs between database engines.
+type Dialect struct {
+	Name        string
+	Placeholder Placeholder
+	// Classify maps a driver error to its class.
+	Classify func(error) ErrorClass
+	// ErrorAbortsTx is true when any failed statement aborts the whole
+	// transaction (PostgreSQL). Statements that may fail on a unique key then
+	// run inside a savepoint, so the caller's transaction stays usable.
+	ErrorAbortsTx bool
+	// WriteTx and ReadTx are the options of Tx and View transactions.
+	WriteTx, ReadTx sql.TxOptions
+}
+
+// query is one SQL statement in every placeholder style.
+type query struct{ text [2]string }
+
+// newQuery precomputes s, written with '?' placeholders, for every style.
+// It is called only to initialise package-level query values.
+func newQuery(s string) query {
+	return query{text: [2]string{Question: s, Dollar: rebindDollar(s)}}
+}
+
+// rebindDollar numbers the '?' placeholders of s outside quoted strings.
+func rebindDollar(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	n := 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

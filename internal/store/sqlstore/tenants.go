@@ -1,0 +1,126 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+const tenantColumns = `id, slug, display_name, logo_url, primary_color, signup_open, listed, is_system,
+	password_min_length, mfa_policy, require_verified_email, session_idle_ns, session_absolute_ns,
+	created_at, updated_at, version`
+
+var (
+	qTenantInsert = newQuery(`INSERT INTO tenants (` + tenantColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`)
+	qTenantGet    = newQuery(`SELECT ` + tenantColumns + ` FROM tenants WHERE id = ?`)
+	qTenantUpdate = newQuery(`UPDATE tenants SET slug = ?, display_name = ?, logo_url = ?,
+		primary_color = ?, signup_open = ?, listed = ?, is_system = ?, password_min_length = ?,
+		mfa_policy = ?, require_verified_email = ?, session_idle_ns = ?, session_absolute_ns = ?,
+		updated_at = ?, version = version + 1
+		WHERE id = ? AND version = ?`)
+	qTenantVersion = newQuery(`SELECT version FROM tenants WHERE id = ?`)
+	qTenantBySlug  = newQuery(`SELECT ` + tenantColumns + ` FROM tenants WHERE slug = ?`)
+	qTenantsAfter  = newQuery(`SELECT ` + tenantColumns + ` FROM tenants WHERE slug > ? ORDER BY slug LIMIT ?`)
+	qTenantsListed = newQuery(`SELECT ` + tenantColumns + ` FROM tenants
+		WHERE listed = ? AND is_system = ? ORDER BY slug LIMIT ?`)
+)
+
+// tenants is the transaction's own tenant row.
+type tenants struct{ *tx }
+
+func (r tenants) Create(ctx context.Context, tn *ciam.Tenant) error {
+	if tn.ID != r.tenant {
+		return r.wrongTenant("tenant", tn.ID)
+	}
+	tn.CreatedAt, tn.UpdatedAt = utc(tn.CreatedAt), utc(tn.UpdatedAt)
+	tn.Version = 1
+	res, err := r.exec(ctx, qTenantInsert,
+		string(tn.ID), tn.Slug, tn.DisplayName, tn.LogoURL, tn.PrimaryColor, tn.SignupOpen, tn.Listed, tn.System,
+		tn.PasswordMinLength, tn.MFAPolicy, tn.RequireVerifiedEmail, int64(tn.SessionIdle), int64(tn.SessionAbsolute),
+		micros(tn.CreatedAt), micros(tn.UpdatedAt), tn.Version)
+	if err != nil {
+		return r.db.wrap(err, "create tenant %s", tn.ID)
+	}
+	n, err := r.rowsAffected(res, "create tenant %s", tn.ID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return conflictf("create tenant %s: id or slug taken", tn.ID)
+	}
+	return nil
+}
+
+func (r tenants) Get(ctx context.Context) (*ciam.Tenant, error) {
+	tn, err := scanTenant(r.row(ctx, qTenantGet, string(r.tenant)))
+	if err != nil {
+		return nil, r.db.wrap(err, "tenant %s", r.tenant)
+	}
+	return tn, nil
+}
+
+func (r tenants) Update(ctx context.Context, tn *ciam.Tenant) error {
+	if tn.ID != r.tenant {
+		return notFoundf("update tenant %s", tn.ID)
+	}
+	updated := utc(tn.UpdatedAt)
+	res, err := r.execUpdate(ctx, qTenantUpdate,
+		tn.Slug, tn.DisplayName, tn.LogoURL, tn.PrimaryColor, tn.SignupOpen, tn.Listed, tn.System,
+		tn.PasswordMinLength, tn.MFAPolicy, tn.RequireVerifiedEmail, int64(tn.SessionIdle), int64(tn.SessionAbsolute),
+		micros(updated), string(tn.ID), tn.Version)
+	if err != nil {
+		return r.db.wrap(err, "update tenant %s", tn.ID)
+	}
+	n, err := r.rowsAffected(res, "update tenant %s", tn.ID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		var v int64
+		if err := r.row(ctx, qTenantVersion, string(tn.ID)).Scan(&v); err != nil {
+			return r.db.wrap(err, "update tenant %s", tn.ID)
+		}
+		return conflictf("update tenant %s: version %d is stale (stored %d)", tn.ID, tn.Version, v)
+	}
+	tn.UpdatedAt = updated
+	tn.Version++
+	return nil
+}
+
+func scanTenant(s scanner) (*ciam.Tenant, error) {
+	var (
+		tn               ciam.Tenant
+		idle, absolute   int64
+		created, updated int64
+	)
+	err := s.Scan(&tn.ID, &tn.Slug, &tn.DisplayName, &tn.LogoURL, &tn.PrimaryColor, &tn.SignupOpen, &tn.Listed, &tn.System,
+		&tn.PasswordMinLength, &tn.MFAPolicy, &tn.RequireVerifiedEmail, &idle, &absolute,
+		&created, &updated, &tn.Version)
+	if err != nil {
+		return nil, err
+	}
+	tn.SessionIdle, tn.SessionAbsolute = time.Duration(idle), time.Duration(absolute)
+	tn.CreatedAt, tn.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &tn, nil
+}
+
+// tenantList scans rows of tenantColumns.
+func tenantList(rows *sql.Rows) ([]*ciam.Tenant, error) {
+	defer rows.Close()
+	var out []*ciam.Tenant
+	for rows.Next() {
+		tn, err := scanTenant(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tn)
+	}
+	return out, rows.Err()
+}
+
+var _ store.Tenants = tenants{}

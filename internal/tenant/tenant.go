@@ -1,0 +1,295 @@
+// Package tenant manages tenants: creation with their defaults, settings
+// changes, and an in-memory cache of tenants by slug for the request path.
+// It owns the rules a tenant's settings must follow; it does not serve HTTP.
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/audit"
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// Slugs of the tenants Gatehouse creates itself.
+const (
+	DefaultSlug  = "default"
+	PlatformSlug = "platform" // holds the platform administrators; never listed
+)
+
+// reserved slugs cannot name a customer tenant.
+var reserved = map[string]bool{PlatformSlug: true, "admin": true, "api": true, "static": true, "system": true}
+
+// Service creates, reads and updates tenants.
+type Service struct {
+	Store store.Store
+	Now   func() time.Time
+	Log   *slog.Logger
+	// CacheTTL bounds how long a cached tenant is served after a change made by
+	// another server process. Changes made through this Service are seen at once.
+	CacheTTL time.Duration
+
+	mu    sync.RWMutex
+	cache map[string]cached
+}
+
+type cached struct {
+	t       *ciam.Tenant
+	expires time.Time
+}
+
+// Settings are the values an operator chooses for a tenant. Nil fields keep
+// the current (or default) value.
+type Settings struct {
+	DisplayName          *string
+	LogoURL              *string
+	PrimaryColor         *string
+	SignupOpen           *bool
+	Listed               *bool
+	PasswordMinLength    *int
+	MFAPolicy            *string
+	RequireVerifiedEmail *bool
+	SessionIdle          *time.Duration
+	SessionAbsolute      *time.Duration
+}
+
+var colorPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// apply validates s onto t, reporting every problem at once.
+func (s Settings) apply(t *ciam.Tenant) error {
+	var errs []error
+	bad := func(field, code, msg string) {
+		errs = append(errs, (&ciam.Error{Kind: ciam.Invalid, Code: code, Msg: msg}).OnField(field))
+	}
+	if s.DisplayName != nil {
+		n := strings.TrimSpace(*s.DisplayName)
+		if n == "" || len([]rune(n)) > 100 {
+			bad("display_name", "invalid_display_name", "The display name must have 1 to 100 characters.")
+		}
+		t.DisplayName = n
+	}
+	if s.LogoURL != nil {
+		u := strings.TrimSpace(*s.LogoURL)
+		if u != "" && (!strings.HasPrefix(u, "https://") || len(u) > 2048 || strings.ContainsAny(u, "\"'<> ")) {
+			bad("logo_url", "invalid_logo_url", "The logo URL must be an https:// URL.")
+		}
+		t.LogoURL = u
+	}
+	if s.PrimaryColor != nil {
+		if !colorPattern.MatchString(*s.PrimaryColor) {
+			bad("primary_color", "invalid_color", "The primary colour must look like #1a2b3c.")
+		}
+		t.PrimaryColor = strings.ToLower(*s.PrimaryColor)
+	}
+	if s.SignupOpen != nil {
+		t.SignupOpen = *s.SignupOpen
+	}
+	if s.Listed != nil {
+		t.Listed = *s.Listed && !t.System
+	}
+	if s.MFAPolicy != nil {
+		switch *s.MFAPolicy {
+		case ciam.MFAOff, ciam.MFAOptional, ciam.MFARequired:
+			t.MFAPolicy = *s.MFAPolicy
+		default:
+			bad("mfa_policy", "invalid_mfa_policy", "The MFA policy must be off, optional or required.")
+		}
+	}
+	if s.PasswordMinLength != nil {
+		n := *s.PasswordMinLength
+		if n != 0 && (n < ciam.PasswordMinMultiFactor || n > 64) {
+			bad("password_min_length", "invalid_password_min_length", fmt.Sprintf("The minimum password length must be between %d and 64 (0 for the default).", ciam.PasswordMinMultiFactor))
+		}
+		t.PasswordMinLength = n
+	}
+	if s.RequireVerifiedEmail != nil {
+		t.RequireVerifiedEmail = *s.RequireVerifiedEmail
+	}
+	if s.SessionIdle != nil {
+		t.SessionIdle = *s.SessionIdle
+	}
+	if s.SessionAbsolute != nil {
+		t.SessionAbsolute = *s.SessionAbsolute
+	}
+	if t.SessionIdle < time.Minute || t.SessionIdle > 90*24*time.Hour {
+		bad("session_idle", "invalid_session_idle", "The session idle lifetime must be between 1 minute and 90 days.")
+	}
+	if t.SessionAbsolute < t.SessionIdle || t.SessionAbsolute > 400*24*time.Hour {
+		bad("session_absolute", "invalid_session_absolute", "The absolute session lifetime must be at least the idle lifetime and at most 400 days.")
+	}
+	return errors.Join(errs...)
+}
+
+// Warnings lists what the operator should know about t's settings.
+func Warnings(t *ciam.Tenant) []string {
+	var w []string
+	if t.PasswordMinBelowNIST() {
+		w = append(w, fmt.Sprintf("password minimum %d is below the 15 characters NIST SP 800-63B-4 asks for when the password is the only factor", t.EffectivePasswordMin()))
+	}
+	return w
+}
+
+// Create makes a tenant with default settings overridden by s.
+func (svc *Service) Create(ctx context.Context, slug string, s Settings, actor string, m audit.Meta) (*ciam.Tenant, error) {
+	return svc.create(ctx, slug, s, actor, m, false)
+}
+
+func (svc *Service) create(ctx context.Context, slug string, s Settings, actor string, m audit.Meta, system bool) (*ciam.Tenant, error) {
+	slug = strings.TrimSpace(slug)
+	if !ciam.ValidSlug(slug) {
+		return nil, ciam.Errorf(ciam.Invalid, "invalid_slug", "A tenant slug has 2 to 63 characters: lower-case letters, digits and dashes, starting with a letter or digit.").OnField("slug")
+	}
+	if reserved[slug] && !system {
+		return nil, ciam.Errorf(ciam.Invalid, "reserved_slug", "The slug %q is reserved; choose another.", slug).OnField("slug")
+	}
+	now := svc.Now().UTC()
+	t := &ciam.Tenant{
+		ID: ciam.TenantID(ciam.NewID()), Slug: slug, DisplayName: slug, PrimaryColor: "#2f5bea",
+		SignupOpen: !system, System: system, MFAPolicy: ciam.MFAOff,
+		SessionIdle: ciam.DefaultSessionIdle, SessionAbsolute: ciam.DefaultSessionAbsolute,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.apply(t); err != nil {
+		return nil, err
+	}
+	err := svc.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		if err := tx.Tenant().Create(ctx, t); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, now, audit.TenantCreated, actor, string(t.ID), ciam.OutcomeSuccess, nil, m, "", map[string]string{"slug": slug})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil, ciam.Errorf(ciam.Conflict, "slug_taken", "A tenant with the slug %q exists already.", slug).OnField("slug")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create tenant %s: %w", slug, err)
+	}
+	return t, nil
+}
+
+// Update applies s to the tenant with the given slug.
+func (svc *Service) Update(ctx context.Context, slug string, s Settings, actor string, m audit.Meta) (*ciam.Tenant, error) {
+	cur, err := svc.BySlug(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	var out *ciam.Tenant
+	err = svc.Store.Tx(ctx, cur.ID, func(tx store.Tx) error {
+		t, err := tx.Tenant().Get(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.apply(t); err != nil {
+			return err
+		}
+		t.UpdatedAt = svc.Now().UTC()
+		if err := tx.Tenant().Update(ctx, t); err != nil {
+			return err
+		}
+		out = t
+		return audit.Record(ctx, tx, t.UpdatedAt, audit.TenantUpdated, actor, string(t.ID), ciam.OutcomeSuccess, nil, m, "", nil)
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil, ciam.Errorf(ciam.Conflict, "tenant_changed", "The tenant was changed at the same time; try again.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	svc.forget(slug)
+	return out, nil
+}
+
+// BySlug returns the tenant, from the cache when fresh. An unknown slug is a
+// NotFound error with code "tenant_not_found".
+func (svc *Service) BySlug(ctx context.Context, slug string) (*ciam.Tenant, error) {
+	now := svc.Now()
+	svc.mu.RLock()
+	c, ok := svc.cache[slug]
+	svc.mu.RUnlock()
+	if ok && now.Before(c.expires) {
+		return c.t, nil
+	}
+	if !ciam.ValidSlug(slug) {
+		return nil, notFound(slug)
+	}
+	t, err := svc.Store.System().TenantBySlug(ctx, slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound(slug)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up tenant %s: %w", slug, err)
+	}
+	ttl := svc.CacheTTL
+	if ttl == 0 {
+		ttl = 10 * time.Second
+	}
+	svc.mu.Lock()
+	if svc.cache == nil || len(svc.cache) > 50000 {
+		svc.cache = make(map[string]cached)
+	}
+	svc.cache[slug] = cached{t: t, expires: now.Add(ttl)}
+	svc.mu.Unlock()
+	return t, nil
+}
+
+func (svc *Service) forget(slug string) {
+	svc.mu.Lock()
+	delete(svc.cache, slug)
+	svc.mu.Unlock()
+}
+
+func notFound(slug string) error {
+	return ciam.Errorf(ciam.NotFound, "tenant_not_found", "There is no tenant called %q.", slug)
+}
+
+// EnsureBuiltin creates the default and platform tenants when they are missing.
+func (svc *Service) EnsureBuiltin(ctx context.Context) error {
+	for _, b := range []struct {
+		slug   string
+		system bool
+		name   string
+	}{{DefaultSlug, false, "Default"}, {PlatformSlug, true, "Gatehouse platform"}} {
+		if _, err := svc.BySlug(ctx, b.slug); err == nil {
+			continue
+		} else if ciam.KindOf(err) != ciam.NotFound {
+			return err
+		}
+		name := b.name
+		_, err := svc.create(ctx, b.slug, Settings{DisplayName: &name}, "system", audit.Meta{}, b.system)
+		if err != nil && ciam.CodeOf(err) != "slug_taken" {
+			return err
+		}
+	}
+	return nil
+}
+
+// List returns tenants by slug after the cursor.
+func (svc *Service) List(ctx context.Context, after string, limit int) ([]*ciam.Tenant, error) {
+	return svc.Store.System().Tenants(ctx, after, limit)
+}
+
+// Listed returns the tenants the public platform page links: default first,
+// then those an operator marked as listed. System tenants never appear.
+func (svc *Service) Listed(ctx context.Context) ([]*ciam.Tenant, error) {
+	ts, err := svc.Store.System().ListedTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ciam.Tenant, 0, len(ts)+1)
+	if d, err := svc.BySlug(ctx, DefaultSlug); err == nil {
+		out = append(out, d)
+	}
+	for _, t := range ts {
+		if t.Slug != DefaultSlug && !t.System {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
