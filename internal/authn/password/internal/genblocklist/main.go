@@ -21,7 +21,7 @@
 //	    -n 200000 -out internal/authn/password/blocklist.txt.gz
 //
 // Each entry is folded as the package folds a password before looking it up
-// (NFKC, lower case, NFKC again; see fold in ../../blocklist.go, which this
+// (NFKC, lower case, NFKC again; see fold in ../../normalize.go, which this
 // must match) and entries shorter than -min characters are dropped: no tenant
 // may accept a password that short, so such entries could never match. The
 // output keeps the first -n distinct entries of the ranked list (most common
