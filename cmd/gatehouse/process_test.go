@@ -117,6 +117,9 @@ func TestServeZeroConfig(t *testing.T) {
 	}
 	dir := t.TempDir()
 	p := start(t, dir, nil)
+	for i := 0; i < 100 && !strings.Contains(p.output(), "/setup?token="); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if !strings.Contains(p.output(), "/setup?token=") {
 		t.Errorf("no first-run link printed:\n%s", p.output())
 	}

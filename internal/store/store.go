@@ -13,7 +13,10 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 )
 
-// The errors a store returns, wrapped with context. Driver errors never escape.
+// The errors a store returns, wrapped with context. Driver errors never
+// escape: a database that cannot be reached, or fails underneath (a broken
+// connection, a full disk), is a *ciam.Error of Kind Unavailable with code
+// "database_unavailable", so callers answer 503 and can be retried.
 var (
 	ErrNotFound = errors.New("store: not found")
 	ErrConflict = errors.New("store: conflict") // a unique key is taken or a version is stale

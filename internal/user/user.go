@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
@@ -40,8 +41,11 @@ type Service struct {
 // NormalizeEmail validates an email address and returns the form it is
 // stored and compared in: NFKC, trimmed, lower-case.
 func NormalizeEmail(s string) (string, error) {
-	e := strings.ToLower(norm.NFKC.String(strings.TrimSpace(s)))
 	bad := ciam.Errorf(ciam.Invalid, "invalid_email", "Enter an email address like name@example.com.").OnField("email")
+	if !utf8.ValidString(s) || len(s) > 1024 {
+		return "", bad
+	}
+	e := strings.ToLower(norm.NFKC.String(strings.TrimSpace(s)))
 	if e == "" || len(e) > 254 {
 		return "", bad
 	}
@@ -63,6 +67,9 @@ func NormalizeEmail(s string) (string, error) {
 
 // CleanName trims a display name and checks its length (empty is allowed).
 func CleanName(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", ciam.Errorf(ciam.Invalid, "invalid_name", "The name contains characters that are not allowed.").OnField("name")
+	}
 	n := strings.TrimSpace(norm.NFC.String(s))
 	if len([]rune(n)) > 200 {
 		return "", ciam.Errorf(ciam.Invalid, "name_too_long", "Use at most 200 characters for your name.").OnField("name")

@@ -14,11 +14,16 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -158,7 +163,14 @@ func createSchema(ctx context.Context, db *sql.DB, schema string) error {
 func classify(err error) sqlstore.ErrorClass {
 	var e *pgconn.PgError
 	if !errors.As(err, &e) {
+		if connectionLost(err) {
+			return sqlstore.ClassUnavailable
+		}
 		return sqlstore.ClassOther
+	}
+	if strings.HasPrefix(e.Code, "08") || strings.HasPrefix(e.Code, "53") || e.Code == "57P01" || e.Code == "57P02" || e.Code == "57P03" {
+		// connection exception, insufficient resources, shutdown, cannot connect now
+		return sqlstore.ClassUnavailable
 	}
 	switch e.Code {
 	case "23505": // unique_violation
@@ -169,4 +181,19 @@ func classify(err error) sqlstore.ErrorClass {
 		return sqlstore.ClassTransient
 	}
 	return sqlstore.ClassOther
+}
+
+// connectionLost reports whether err means the server could not be reached or
+// the connection broke.
+func connectionLost(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection refused") || strings.Contains(msg, "failed to connect")
 }

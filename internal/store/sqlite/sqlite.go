@@ -188,6 +188,9 @@ func classify(err error) sqlstore.ErrorClass {
 	switch e.Code() & 0xff {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return sqlstore.ClassTransient
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOMEM:
+		// the disk failed, filled up, or the file went away
+		return sqlstore.ClassUnavailable
 	}
 	return sqlstore.ClassOther
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -224,6 +225,8 @@ func (db *DB) wrap(err error, what string, args ...any) error {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("sqlstore: %s: %w", what, err)
+	case errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn):
+		return unavailable(what, err)
 	}
 	switch db.dialect.Classify(err) {
 	case ClassUnique:
@@ -232,8 +235,18 @@ func (db *DB) wrap(err error, what string, args ...any) error {
 		return fmt.Errorf("%s: referenced row: %w", what, store.ErrNotFound)
 	case ClassTransient:
 		return &transientError{msg: fmt.Sprintf("sqlstore: %s: %v", what, err)}
+	case ClassUnavailable:
+		return unavailable(what, err)
 	}
 	return fmt.Errorf("sqlstore: %s: %v", what, err)
+}
+
+// unavailable classifies a lost or unusable database for the caller: the
+// request gets a 503 and may be tried again, and readiness reports it.
+func unavailable(what string, err error) error {
+	return &ciam.Error{Kind: ciam.Unavailable, Code: "database_unavailable",
+		Msg: "The service is temporarily unavailable. Please try again in a moment.",
+		Err: fmt.Errorf("sqlstore: %s: %v", what, err)}
 }
 
 // conflictf returns a store.ErrConflict with context.

@@ -20,10 +20,11 @@ type ErrorClass int
 
 // Error classes.
 const (
-	ClassOther      ErrorClass = iota
-	ClassUnique                // a unique or primary key is taken
-	ClassForeignKey            // a referenced row does not exist
-	ClassTransient             // busy, serialization failure or deadlock: retry the transaction
+	ClassOther       ErrorClass = iota
+	ClassUnique                 // a unique or primary key is taken
+	ClassForeignKey             // a referenced row does not exist
+	ClassTransient              // busy, serialization failure or deadlock: retry the transaction
+	ClassUnavailable            // the database cannot be reached or cannot work: tell the caller to come back
 )
 
 // Dialect is what differs between database engines.
