@@ -5,12 +5,16 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,7 +24,9 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/server"
 	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/store/postgres"
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // for dropping test schemas
 )
 
 // Clock is a settable clock for tests.
@@ -88,6 +94,39 @@ func NewWith(t testing.TB, o Options) *Env {
 	}
 	hs.Config.Handler = srv.Handler()
 	return &Env{T: t, Server: srv, Store: st, HTTP: hs, URL: hs.URL, Clock: clock}
+}
+
+// PostgresDSN returns the DSN of the test PostgreSQL server, or skips the
+// test with a notice when GATEHOUSE_TEST_POSTGRES is not set.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("GATEHOUSE_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("set GATEHOUSE_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run this test on PostgreSQL")
+	}
+	return dsn
+}
+
+// Postgres opens a store in a fresh schema of the test PostgreSQL server,
+// dropped when the test ends; it skips the test when none is configured.
+func Postgres(t testing.TB) store.Store {
+	t.Helper()
+	dsn := PostgresDSN(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "testenv_" + hex.EncodeToString(b[:])
+	st, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn, Schema: schema})
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	t.Cleanup(func() {
+		st.Close()
+		if db, err := sql.Open("pgx", dsn); err == nil {
+			db.Exec("DROP SCHEMA " + schema + " CASCADE")
+			db.Close()
+		}
+	})
+	return st
 }
 
 // Browser is an HTTP client with its own cookie jar that does not follow

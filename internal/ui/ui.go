@@ -310,6 +310,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.formError(w, r, t, "login", "login.title", err, map[string]string{"email": email, "next": next})
 	}
+	// The session is rotated: a session this browser had before ends, so no
+	// identifier outlives the login that replaced it.
+	if old, _, err := h.current(r, t); err == nil && old != nil {
+		if err := h.Sessions.End(r.Context(), t, old, h.meta(r)); err != nil {
+			return err
+		}
+	}
 	h.setSessionCookie(w, t, res)
 	h.CSRF.Rotate(w)
 	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)

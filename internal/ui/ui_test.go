@@ -151,7 +151,11 @@ func TestSignupUnhappyPaths(t *testing.T) {
 }
 
 func TestConcurrentSignupsOneEmail(t *testing.T) {
-	e := testenv.New(t)
+	t.Run("sqlite", func(t *testing.T) { concurrentSignups(t, testenv.New(t)) })
+	t.Run("postgres", func(t *testing.T) { concurrentSignups(t, testenv.NewWith(t, testenv.Options{Store: testenv.Postgres(t)})) })
+}
+
+func concurrentSignups(t *testing.T, e *testenv.Env) {
 	var wg sync.WaitGroup
 	statuses := make(chan int, 20)
 	for i := 0; i < 20; i++ {
@@ -402,4 +406,36 @@ func TestFirstRunSetup(t *testing.T) {
 	if res := e.Browser().Get("/admin"); res.Status != http.StatusSeeOther {
 		t.Fatalf("admin without session: %d", res.Status)
 	}
+}
+
+func TestLoginRotatesSession(t *testing.T) {
+	e := testenv.New(t)
+	b := e.Browser()
+	signup(t, b, "rotate@example.com", goodPassword)
+	before := b.Jar.Cookies(mustURL(t, e.URL))
+	// POST the login form directly: the GET of the form would redirect a
+	// logged-in browser to its account.
+	token := testenv.CSRF(b.Get("/t/default/account").Body)
+	res := b.Post("/t/default/login", url.Values{"csrf_token": {token}, "email": {"rotate@example.com"}, "password": {goodPassword}})
+	if res.Status != http.StatusSeeOther {
+		t.Fatalf("login: %d %s", res.Status, res.Body)
+	}
+	// The old session secret no longer works.
+	old := e.Browser()
+	old.Jar.SetCookies(mustURL(t, e.URL), before)
+	if res := old.Get("/t/default/account"); res.Status != http.StatusSeeOther {
+		t.Fatalf("the session from before the login still works: %d", res.Status)
+	}
+	acct := b.Get("/t/default/account")
+	if n := len(sessionRow.FindAllString(acct.Body, -1)); n != 1 {
+		t.Fatalf("want 1 live session after re-login, have %d", n)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
