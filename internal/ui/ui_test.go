@@ -152,7 +152,9 @@ func TestSignupUnhappyPaths(t *testing.T) {
 
 func TestConcurrentSignupsOneEmail(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { concurrentSignups(t, testenv.New(t)) })
-	t.Run("postgres", func(t *testing.T) { concurrentSignups(t, testenv.NewWith(t, testenv.Options{Store: testenv.Postgres(t)})) })
+	t.Run("postgres", func(t *testing.T) {
+		concurrentSignups(t, testenv.NewWith(t, testenv.Options{Store: testenv.Postgres(t)}))
+	})
 }
 
 func concurrentSignups(t *testing.T, e *testenv.Env) {

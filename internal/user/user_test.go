@@ -10,7 +10,7 @@ import (
 func TestNormalizeEmail(t *testing.T) {
 	for in, want := range map[string]string{
 		" Ada@Example.COM ":     "ada@example.com",
-		"ａｄａ@example.com":      "ada@example.com", // full-width letters fold under NFKC
+		"ａｄａ@example.com":       "ada@example.com", // full-width letters fold under NFKC
 		"first.last+tag@ex.org": "first.last+tag@ex.org",
 	} {
 		got, err := NormalizeEmail(in)
