@@ -124,6 +124,9 @@ func (h *Handler) newPage(r *http.Request, t *ciam.Tenant, titleID string) *page
 	p.Title = p.T(titleID)
 	for _, l := range []struct{ code, label string }{{"en", "English"}, {"de", "Deutsch"}} {
 		q := url.Values{"lang": {l.code}}
+		if next := r.URL.Query().Get("next"); next != "" {
+			q.Set("next", next)
+		}
 		p.Langs = append(p.Langs, langLink{Code: l.code, Label: l.label, URL: r.URL.Path + "?" + q.Encode(), Current: l.code == lang})
 	}
 	return p
