@@ -33,7 +33,11 @@ func (a *app) withServer(ctx context.Context, fn func(*server.Server, store.Stor
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer st.Close()
-	srv, err := server.New(ctx, server.Config{PublicURL: s.publicURL, Log: s.logger(a.stderr), Version: version()}, st)
+	kek, err := s.kek()
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, server.Config{PublicURL: s.publicURL, Log: s.logger(a.stderr), Version: version(), KEK: kek}, st)
 	if err != nil {
 		return err
 	}

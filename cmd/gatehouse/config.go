@@ -10,10 +10,13 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-id/gatehouse/internal/keys"
 )
 
 // fileConfig is the configuration file format (YAML). Every key can also be
@@ -32,6 +35,11 @@ type fileConfig struct {
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	// KeyEncryptionKey (base64 of 32 bytes) seals signing keys at rest.
+	KeyEncryptionKey string `yaml:"key_encryption_key"`
+	// KeyFile holds the key-encryption key, created on first start when
+	// missing. With SQLite it defaults to gatehouse.key beside the database.
+	KeyFile string `yaml:"key_file"`
 }
 
 func defaults() fileConfig {
@@ -74,6 +82,16 @@ func envKeys(c *fileConfig) map[string]func(string) error {
 			c.Database = strings.TrimSpace(string(b))
 			return nil
 		},
+		"GATEHOUSE_KEY_ENCRYPTION_KEY": str(&c.KeyEncryptionKey),
+		"GATEHOUSE_KEY_ENCRYPTION_KEY_FILE": func(v string) error {
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return fmt.Errorf("read the key-encryption key file: %w", err)
+			}
+			c.KeyEncryptionKey = strings.TrimSpace(string(b))
+			return nil
+		},
+		"GATEHOUSE_KEY_FILE":   str(&c.KeyFile),
 		"GATEHOUSE_LOG_LEVEL":  str(&c.LogLevel),
 		"GATEHOUSE_LOG_FORMAT": str(&c.LogFormat),
 		"GATEHOUSE_TRUSTED_PROXIES": func(v string) error {
@@ -199,10 +217,37 @@ func (c fileConfig) validate() (*settings, error) {
 			bad("%s %s: want a duration between 1s and 1h", name, d)
 		}
 	}
+	if c.KeyEncryptionKey != "" {
+		if _, err := keys.ParseKEK(c.KeyEncryptionKey); err != nil {
+			bad("key_encryption_key: %v", err)
+		}
+		if c.KeyFile != "" {
+			bad("key_encryption_key and key_file are both set; keep one")
+		}
+	} else if c.KeyFile == "" && !strings.HasPrefix(c.Database, "sqlite:") {
+		bad("key_encryption_key: PostgreSQL deployments need the key that seals signing keys: set key_encryption_key (GATEHOUSE_KEY_ENCRYPTION_KEY, from `openssl rand -base64 32`) or key_file, the same on every node")
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// kek returns the key-encryption key: from the configuration, or from the
+// key file (created when missing; beside the SQLite database by default).
+func (s *settings) kek() ([]byte, error) {
+	if s.KeyEncryptionKey != "" {
+		return keys.ParseKEK(s.KeyEncryptionKey)
+	}
+	path := s.KeyFile
+	if path == "" {
+		path = filepath.Join(filepath.Dir(strings.TrimPrefix(s.Database, "sqlite:")), "gatehouse.key")
+	}
+	k, err := keys.LoadOrCreateKEK(path)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return k, nil
 }
 
 func isLoopback(host string) bool {

@@ -50,7 +50,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	pf.StringVar(&a.database, "database", "", "sqlite:PATH or a postgres:// DSN (env GATEHOUSE_DATABASE)")
 	pf.StringVar(&a.logLevel, "log-level", "", "debug, info, warn or error (env GATEHOUSE_LOG_LEVEL)")
 	pf.StringVar(&a.logFormat, "log-format", "", "text or json (env GATEHOUSE_LOG_FORMAT)")
-	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.tenantCmd(), a.userCmd(), a.auditCmd(), a.versionCmd())
+	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.tenantCmd(), a.userCmd(), a.clientCmd(), a.keysCmd(), a.auditCmd(), a.versionCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

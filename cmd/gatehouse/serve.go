@@ -74,9 +74,13 @@ func (a *app) serve(ctx context.Context, s *settings) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer st.Close()
+	kek, err := s.kek()
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, server.Config{
 		PublicURL: s.publicURL, Log: log, TrustedProxies: s.proxies, BodyLimit: s.BodyLimit,
-		HashConcurrency: s.HashConcurrency, Version: version(),
+		HashConcurrency: s.HashConcurrency, Version: version(), KEK: kek,
 	}, st)
 	if err != nil {
 		return err

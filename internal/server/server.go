@@ -22,10 +22,15 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/authn/password"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/client"
+	"github.com/gatehouse-id/gatehouse/internal/consent"
+	"github.com/gatehouse-id/gatehouse/internal/keys"
+	"github.com/gatehouse-id/gatehouse/internal/oidc"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/tenant"
 	"github.com/gatehouse-id/gatehouse/internal/throttle"
+	"github.com/gatehouse-id/gatehouse/internal/token"
 	"github.com/gatehouse-id/gatehouse/internal/ui"
 	"github.com/gatehouse-id/gatehouse/internal/user"
 	"github.com/gatehouse-id/gatehouse/internal/web"
@@ -44,6 +49,8 @@ type Config struct {
 	Now func() time.Time
 	// Version is reported by /healthz.
 	Version string
+	// KEK is the 32-byte key-encryption key that seals signing keys at rest.
+	KEK []byte
 }
 
 // Server is a wired Gatehouse.
@@ -57,6 +64,11 @@ type Server struct {
 	Sessions *session.Manager
 	Hasher   *password.Hasher
 	Registry *prometheus.Registry
+	Clients  *client.Registry
+	Keys     *keys.Manager
+	Consents *consent.Service
+	Tokens   *token.Service
+	Provider *oidc.Handler
 }
 
 // New builds a server over st. It creates the built-in tenants when missing.
@@ -109,12 +121,24 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		Now: cfg.Now, Log: cfg.Log,
 		OnLogin: func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 	}
+	km := &keys.Manager{Store: st, KEK: cfg.KEK, Now: cfg.Now}
+	if err := km.Check(); err != nil {
+		return nil, err
+	}
+	clients := &client.Registry{Store: st, Now: cfg.Now}
+	consents := &consent.Service{Store: st, Now: cfg.Now}
+	provider := &oidc.Handler{
+		PublicURL: cfg.PublicURL, Secure: secure, Tenants: tenants, Users: users, Sessions: sessions,
+		Clients: clients, Consents: consents, Keys: km, Log: cfg.Log, TrustedProxies: cfg.TrustedProxies,
+	}
+	tokens := &token.Service{Store: st, Keys: km, Now: cfg.Now, Issuer: provider.Issuer}
+	provider.Tokens = tokens
 	if err := tenants.EnsureBuiltin(ctx); err != nil {
 		return nil, fmt.Errorf("create built-in tenants: %w", err)
 	}
 
 	pages := &ui.Handler{
-		Tenants: tenants, Users: users, Authn: an, Sessions: sessions,
+		Tenants: tenants, Users: users, Authn: an, Sessions: sessions, Clients: clients, Consents: consents,
 		CSRF:   &web.CSRF{Key: csrfKey, Secure: secure},
 		Secure: secure, TrustedProxies: cfg.TrustedProxies, Log: cfg.Log,
 	}
@@ -124,8 +148,10 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	mux := web.NewMux(cfg.Log)
 	mux.OnError = pages.RenderError
 	pages.Mount(mux)
+	provider.Mount(mux)
 
-	s := &Server{cfg: cfg, store: st, Tenants: tenants, Users: users, Authn: an, Sessions: sessions, Hasher: hasher, Registry: reg}
+	s := &Server{cfg: cfg, store: st, Tenants: tenants, Users: users, Authn: an, Sessions: sessions, Hasher: hasher, Registry: reg,
+		Clients: clients, Keys: km, Consents: consents, Tokens: tokens, Provider: provider}
 	ops := http.NewServeMux()
 	ops.HandleFunc("GET /healthz", s.healthz)
 	ops.HandleFunc("GET /readyz", s.readyz)

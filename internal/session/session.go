@@ -25,6 +25,16 @@ type Manager struct {
 	TouchEvery time.Duration
 }
 
+// CookieName is the name of tenant slug's session cookie. Each tenant has its
+// own, since __Host- cookies must have Path=/; the prefix (and Secure) need
+// an https public URL, so the plain-http localhost quick start goes without.
+func CookieName(slug string, secure bool) string {
+	if secure {
+		return "__Host-gatehouse_s_" + slug
+	}
+	return "gatehouse_s_" + slug
+}
+
 // HashToken returns what the store keeps of a cookie secret.
 func HashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))

@@ -65,6 +65,12 @@ type Tx interface {
 	Passwords() Passwords
 	Sessions() Sessions
 	Audit() AuditLog
+	Clients() Clients
+	SigningKeys() SigningKeys
+	AuthCodes() AuthCodes
+	RefreshTokens() RefreshTokens
+	Grants() Grants
+	Nonces() Nonces
 }
 
 // Tenants reads and writes the transaction's own tenant row.
@@ -146,4 +152,93 @@ type AuditLog interface {
 	Append(ctx context.Context, e *ciam.AuditEvent) error
 	// List returns events in sequence order.
 	List(ctx context.Context, f AuditFilter) ([]*ciam.AuditEvent, error)
+}
+
+// Clients holds the tenant's OAuth clients.
+type Clients interface {
+	// Create inserts c; ErrConflict if the id is taken.
+	Create(ctx context.Context, c *ciam.Client) error
+	// Get returns ErrNotFound for an unknown id.
+	Get(ctx context.Context, id ciam.ClientID) (*ciam.Client, error)
+	// List returns clients ordered by id after the cursor, at most limit (capped at 1000).
+	List(ctx context.Context, after ciam.ClientID, limit int) ([]*ciam.Client, error)
+	// Update writes c if c.Version is current and increments it; ErrConflict
+	// if stale, ErrNotFound if missing.
+	Update(ctx context.Context, c *ciam.Client) error
+	// Delete removes the client and everything issued to it (codes, refresh
+	// tokens, grants); ErrNotFound if missing.
+	Delete(ctx context.Context, id ciam.ClientID) error
+}
+
+// SigningKeys holds the tenant's token signing keys.
+type SigningKeys interface {
+	// Create inserts k; ErrConflict if the id is taken.
+	Create(ctx context.Context, k *ciam.SigningKey) error
+	// List returns every key that is not past its ExpiresAt at now, oldest first.
+	List(ctx context.Context, now time.Time) ([]*ciam.SigningKey, error)
+	// Retire stops key id from signing at retired and keeps it published
+	// until expires; ErrNotFound if there is no such unretired key.
+	Retire(ctx context.Context, id string, retired, expires time.Time) error
+	// DeleteExpired removes keys whose ExpiresAt is before now.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+}
+
+// AuthCodes holds authorization codes.
+type AuthCodes interface {
+	Create(ctx context.Context, c *ciam.AuthCode) error
+	// Get finds a code by hash, consumed or not; ErrNotFound if unknown.
+	Get(ctx context.Context, hash []byte) (*ciam.AuthCode, error)
+	// Consume marks the code redeemed at at with one conditional update.
+	// ErrConflict if it was redeemed already (a replay): of two racing
+	// callers, on one node or several, exactly one succeeds.
+	Consume(ctx context.Context, hash []byte, at time.Time) error
+	// DeleteExpired removes codes that expired before cutoff.
+	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// RefreshTokens holds rotating refresh tokens.
+type RefreshTokens interface {
+	Create(ctx context.Context, t *ciam.RefreshToken) error
+	// ByHash finds a token, live or not; ErrNotFound if unknown.
+	ByHash(ctx context.Context, hash []byte) (*ciam.RefreshToken, error)
+	// Rotate marks token id exchanged at at with one conditional update;
+	// ErrConflict if it was rotated or revoked already (reuse or a lost race:
+	// exactly one of racing callers succeeds).
+	Rotate(ctx context.Context, id string, at time.Time) error
+	// RevokeFamily revokes every unrevoked token of the family.
+	RevokeFamily(ctx context.Context, family string, at time.Time) (int, error)
+	// RevokeGrant revokes every unrevoked token of user issued to client.
+	RevokeGrant(ctx context.Context, user ciam.UserID, client ciam.ClientID, at time.Time) (int, error)
+	// RevokeSession revokes every unrevoked token tied to the browser session.
+	RevokeSession(ctx context.Context, session ciam.SessionID, at time.Time) (int, error)
+	// RevokeUser revokes every unrevoked token of the user.
+	RevokeUser(ctx context.Context, user ciam.UserID, at time.Time) (int, error)
+	// FamilyRevoked reports whether the family has a revoked token (an access
+	// token minted from a revoked family is no longer valid).
+	FamilyRevoked(ctx context.Context, family string) (bool, error)
+	// DeleteExpired removes tokens whose family ended before cutoff.
+	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// Grants holds users' consents to clients.
+type Grants interface {
+	// Get returns ErrNotFound when the user has not granted the client anything.
+	Get(ctx context.Context, user ciam.UserID, client ciam.ClientID) (*ciam.Grant, error)
+	// Put creates or replaces the grant.
+	Put(ctx context.Context, g *ciam.Grant) error
+	// ListByUser returns the user's grants ordered by client id.
+	ListByUser(ctx context.Context, user ciam.UserID) ([]*ciam.Grant, error)
+	// Delete removes the grant; ErrNotFound if there is none.
+	Delete(ctx context.Context, user ciam.UserID, client ciam.ClientID) error
+}
+
+// Nonces records single-use values (JWT ids of client assertions, and later
+// one-time codes) until they expire, shared by every server process.
+type Nonces interface {
+	// Use records value in namespace until expires; ErrConflict if it was
+	// recorded already and has not expired at now. Of racing callers exactly
+	// one succeeds.
+	Use(ctx context.Context, namespace, value string, now, expires time.Time) error
+	// DeleteExpired removes values that expired before cutoff.
+	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
 }

@@ -86,7 +86,7 @@ func NewWith(t testing.TB, o Options) *Env {
 	t.Cleanup(hs.Close)
 	pub, _ := url.Parse(hs.URL)
 	srv, err := server.New(ctx, server.Config{
-		PublicURL: pub, Now: clock.Now, Version: "test",
+		PublicURL: pub, Now: clock.Now, Version: "test", KEK: kek(),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st)
 	if err != nil {
@@ -208,4 +208,10 @@ func (b *Browser) Submit(formPath, action string, form url.Values) *Response {
 	}
 	form.Set("csrf_token", CSRF(page.Body))
 	return b.Post(action, form)
+}
+
+func kek() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
 }

@@ -18,7 +18,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages; each is parsed with the layout and the field partial.
-var pageNames = []string{"landing", "signup", "login", "account", "logout", "error", "setup", "admin"}
+var pageNames = []string{"landing", "signup", "login", "account", "logout", "error", "setup", "admin", "consent"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := make(map[string]*template.Template, len(pageNames))
@@ -46,6 +46,7 @@ type page struct {
 	Errors map[string]string // field name -> message
 	Form   map[string]string // values to show again
 	Data   any
+	Grants []grantView // the account page's connected applications
 	params map[string]any // values for translated error messages
 }
 

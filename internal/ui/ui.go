@@ -21,6 +21,8 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/client"
+	"github.com/gatehouse-id/gatehouse/internal/consent"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/tenant"
 	"github.com/gatehouse-id/gatehouse/internal/user"
@@ -33,6 +35,8 @@ type Handler struct {
 	Users          *user.Service
 	Authn          *authn.Service
 	Sessions       *session.Manager
+	Clients        *client.Registry
+	Consents       *consent.Service
 	CSRF           *web.CSRF
 	Secure         bool // the public URL is https: cookies get Secure and the __Host- prefix
 	TrustedProxies []netip.Prefix
@@ -75,6 +79,9 @@ func (h *Handler) Mount(m *web.Mux) {
 	m.Handle("POST /t/{tenant}/account/password", h.changePassword)
 	m.Handle("POST /t/{tenant}/account/sessions/{id}/revoke", h.revokeSession)
 	m.Handle("POST /t/{tenant}/account/sessions/revoke-others", h.revokeOthers)
+	m.Handle("GET /t/{tenant}/consent", h.consentForm)
+	m.Handle("POST /t/{tenant}/consent", h.consent)
+	m.Handle("POST /t/{tenant}/account/grants/{client}/revoke", h.revokeGrant)
 	m.Handle("GET /setup", h.setupForm)
 	m.Handle("POST /setup", h.setup)
 	m.Handle("GET /admin", h.adminHome)
@@ -118,10 +125,7 @@ func (h *Handler) tenant(r *http.Request) (*ciam.Tenant, error) {
 // cookieName is per tenant, since every tenant has its own sessions and
 // __Host- cookies must have Path=/.
 func (h *Handler) cookieName(t *ciam.Tenant) string {
-	if h.Secure {
-		return "__Host-gatehouse_s_" + t.Slug
-	}
-	return "gatehouse_s_" + t.Slug
+	return session.CookieName(t.Slug, h.Secure)
 }
 
 func (h *Handler) setSessionCookie(w http.ResponseWriter, t *ciam.Tenant, res *authn.Result) {
@@ -236,6 +240,8 @@ func (h *Handler) signupForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := h.newPage(r, t, "signup.title")
 	p.CSRF = h.CSRF.Token(w, r)
+	p.Form["next"] = r.URL.Query().Get("next")
+	p.Form["email"] = r.URL.Query().Get("login_hint")
 	return h.render(w, r, http.StatusOK, "signup", p)
 }
 
@@ -248,13 +254,14 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	in := authn.SignUpInput{Email: r.PostFormValue("email"), Password: r.PostFormValue("password"), Name: r.PostFormValue("name"), Locale: h.cat.pick(r)}
+	next := r.PostFormValue("next")
 	res, err := h.Authn.SignUp(r.Context(), t, in, h.meta(r))
 	if err != nil {
-		return h.formError(w, r, t, "signup", "signup.title", err, map[string]string{"email": in.Email, "name": in.Name})
+		return h.formError(w, r, t, "signup", "signup.title", err, map[string]string{"email": in.Email, "name": in.Name, "next": next})
 	}
 	h.setSessionCookie(w, t, res)
 	h.CSRF.Rotate(w)
-	http.Redirect(w, r, "/t/"+t.Slug+"/account", http.StatusSeeOther)
+	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)
 	return nil
 }
 
@@ -281,13 +288,16 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s, _, err := h.current(r, t); err == nil && s != nil {
+	// An application may ask for a fresh login (prompt=login, max_age):
+	// then the form shows even to a browser with a session.
+	if s, _, err := h.current(r, t); err == nil && s != nil && r.URL.Query().Get("force") == "" {
 		http.Redirect(w, r, safeNext(t, r.URL.Query().Get("next")), http.StatusSeeOther)
 		return nil
 	}
 	p := h.newPage(r, t, "login.title")
 	p.CSRF = h.CSRF.Token(w, r)
 	p.Form["next"] = r.URL.Query().Get("next")
+	p.Form["email"] = r.URL.Query().Get("login_hint")
 	switch {
 	case r.URL.Query().Has("loggedout"):
 		p.Notice = p.T("login.logged_out")
@@ -384,6 +394,8 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) error {
 		p.Notice = p.T("account.session_ended")
 	case "others":
 		p.Notice = p.T("account.sessions_ended", "Count", r.URL.Query().Get("n"))
+	case "grant":
+		p.Notice = p.T("account.grant_revoked")
 	}
 	return h.render(w, r, http.StatusOK, "account", p)
 }
@@ -407,6 +419,9 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request, t *ciam.Te
 		})
 	}
 	p.Data = views
+	if p.Grants, err = h.grantViews(r, t, u, p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

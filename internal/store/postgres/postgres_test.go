@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -9,7 +10,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the admin connection
+	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" driver, for the admin connection
+	"github.com/pressly/goose/v3"
 
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/store/postgres"
@@ -61,19 +63,115 @@ func freshSchema(t *testing.T, admin *sql.DB) string {
 	return schema
 }
 
+// TestConformance runs the suite with at most maxOpenStores stores open at
+// once, each in a schema of its own. Migrating a schema costs far more than
+// a case, so a schema is migrated once and handed to one case after another,
+// emptied in between: what each case gets is an empty, migrated store.
 func TestConformance(t *testing.T) {
 	dsn := testDSN(t)
 	admin := adminDB(t, dsn)
-	open := make(chan struct{}, maxOpenStores)
+	schemas := make(chan string, maxOpenStores)
+	for range maxOpenStores {
+		schemas <- "" // not created yet
+	}
+	parent := t
 	storetest.Run(t, func(t *testing.T) store.Store {
-		open <- struct{}{}
-		t.Cleanup(func() { <-open }) // runs last, after the store is closed and its schema dropped
-		db, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn, Schema: freshSchema(t, admin), MaxConns: storeConns})
+		schema := <-schemas
+		t.Cleanup(func() { schemas <- schema }) // runs last, after the store is closed
+		if schema == "" {
+			schema = freshSchema(parent, admin) // dropped when the whole suite ends
+		} else {
+			emptySchema(t, admin, schema)
+		}
+		db, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn, Schema: schema, MaxConns: storeConns})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return db
 	})
+}
+
+// emptySchema deletes every row of a migrated schema except goose's
+// bookkeeping, so that it reads as freshly migrated. It deletes referencing
+// tables before the tables they reference, in one transaction: for the few
+// rows a case leaves, that is much cheaper than TRUNCATE.
+func emptySchema(t *testing.T, admin *sql.DB, schema string) {
+	t.Helper()
+	ctx := t.Context()
+	tables := map[string]bool{}   // table -> still to empty
+	refs := map[string][]string{} // table -> the tables that reference it
+	err := query(ctx, admin, func(rows *sql.Rows) error {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		tables[name] = true
+		return nil
+	}, `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename NOT LIKE 'goose%'`, schema)
+	if err == nil {
+		err = query(ctx, admin, func(rows *sql.Rows) error {
+			var child, parent string
+			if err := rows.Scan(&child, &parent); err != nil {
+				return err
+			}
+			if child != parent {
+				refs[parent] = append(refs[parent], child)
+			}
+			return nil
+		}, `SELECT c.relname, p.relname FROM pg_constraint k
+			JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+			JOIN pg_namespace n ON n.oid = k.connamespace
+			WHERE k.contype = 'f' AND n.nspname = $1`, schema)
+	}
+	if err != nil {
+		t.Fatalf("empty schema %s: %v", schema, err)
+	}
+	var order []string
+	for len(order) < len(tables) {
+		progress := false
+		for name, pending := range tables {
+			free := pending
+			for _, child := range refs[name] {
+				free = free && !tables[child]
+			}
+			if free {
+				order = append(order, name)
+				tables[name] = false
+				progress = true
+			}
+		}
+		if !progress {
+			t.Fatalf("empty schema %s: foreign keys form a cycle", schema)
+		}
+	}
+	tx, err := admin.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, name := range order {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+pgx.Identifier{schema, name}.Sanitize()); err != nil {
+			t.Fatalf("empty %s.%s: %v", schema, name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// query runs q and calls fn for each row.
+func query(ctx context.Context, db *sql.DB, fn func(*sql.Rows) error, q string, args ...any) error {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // TestConcurrentOpen opens one new schema from several nodes at once: the
@@ -103,4 +201,29 @@ func TestConcurrentOpen(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// TestUpgradeFromSeededData migrates a schema holding rows of schema
+// version 1 to the latest version.
+func TestUpgradeFromSeededData(t *testing.T) {
+	dsn := testDSN(t)
+	admin := adminDB(t, dsn)
+	schema := freshSchema(t, admin)
+	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	raw := stdlib.OpenDB(*cfg)
+	defer raw.Close()
+	storetest.Upgrade(t, raw, goose.DialectPostgres, postgres.Migrations(), func(t *testing.T) store.Store {
+		db, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn, Schema: schema, MaxConns: storeConns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
 }

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -196,4 +199,22 @@ func TestSkipMigrate(t *testing.T) {
 	if applied, err := db.Migrate(ctx); err != nil || len(applied) != 0 {
 		t.Fatalf("second Migrate = %v, %v; want nothing applied", applied, err)
 	}
+}
+
+// TestUpgradeFromSeededData migrates a database holding rows of schema
+// version 1 to the latest version.
+func TestUpgradeFromSeededData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	raw, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path)+"?_foreign_keys=1&_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	storetest.Upgrade(t, raw, goose.DialectSQLite3, sqlite.Migrations(), func(t *testing.T) store.Store {
+		db, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
 }

@@ -159,11 +159,17 @@ type tx struct {
 	tenant ciam.TenantID
 }
 
-func (t *tx) Tenant() store.Tenants      { return tenants{t} }
-func (t *tx) Users() store.Users         { return users{t} }
-func (t *tx) Passwords() store.Passwords { return passwords{t} }
-func (t *tx) Sessions() store.Sessions   { return sessions{t} }
-func (t *tx) Audit() store.AuditLog      { return auditLog{t} }
+func (t *tx) Tenant() store.Tenants              { return tenants{t} }
+func (t *tx) Users() store.Users                 { return users{t} }
+func (t *tx) Passwords() store.Passwords         { return passwords{t} }
+func (t *tx) Sessions() store.Sessions           { return sessions{t} }
+func (t *tx) Audit() store.AuditLog              { return auditLog{t} }
+func (t *tx) Clients() store.Clients             { return clients{t} }
+func (t *tx) SigningKeys() store.SigningKeys     { return signingKeys{t} }
+func (t *tx) AuthCodes() store.AuthCodes         { return authCodes{t} }
+func (t *tx) RefreshTokens() store.RefreshTokens { return refreshTokens{t} }
+func (t *tx) Grants() store.Grants               { return grants{t} }
+func (t *tx) Nonces() store.Nonces               { return nonces{t} }
 
 func (t *tx) exec(ctx context.Context, q query, args ...any) (sql.Result, error) {
 	return t.tx.ExecContext(ctx, q.text[t.db.ph], args...)

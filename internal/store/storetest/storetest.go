@@ -85,6 +85,40 @@ func cases() []testCase {
 		{"Audit/ConcurrentAppends", auditConcurrentAppends},
 		{"Audit/UntrustedText", auditUntrustedText},
 
+		{"Clients/CreateGet", clientsCreateGet},
+		{"Clients/CreateConflicts", clientsCreateConflicts},
+		{"Clients/ListPaging", clientsListPaging},
+		{"Clients/Update", clientsUpdate},
+		{"Clients/StaleUpdate", clientsStaleUpdate},
+		{"Clients/DeleteCascades", clientsDeleteCascades},
+
+		{"SigningKeys/CreateList", signingKeysCreateList},
+		{"SigningKeys/Retire", signingKeysRetire},
+		{"SigningKeys/DeleteExpired", signingKeysDeleteExpired},
+
+		{"AuthCodes/CreateGet", authCodesCreateGet},
+		{"AuthCodes/CreateConflicts", authCodesCreateConflicts},
+		{"AuthCodes/ConsumeOnce", authCodesConsumeOnce},
+		{"AuthCodes/ConcurrentConsume", authCodesConcurrentConsume},
+		{"AuthCodes/DeleteExpired", authCodesDeleteExpired},
+
+		{"RefreshTokens/CreateByHash", refreshCreateByHash},
+		{"RefreshTokens/RotateOnce", refreshRotateOnce},
+		{"RefreshTokens/ConcurrentRotate", refreshConcurrentRotate},
+		{"RefreshTokens/Revoke", refreshRevoke},
+		{"RefreshTokens/DeleteExpired", refreshDeleteExpired},
+
+		{"Grants/PutGetList", grantsPutGetList},
+		{"Grants/Upsert", grantsUpsert},
+		{"Grants/Delete", grantsDelete},
+
+		{"Nonces/UseOnce", noncesUseOnce},
+		{"Nonces/ExpiredReusable", noncesExpiredReusable},
+		{"Nonces/ConcurrentUse", noncesConcurrentUse},
+		{"Nonces/DeleteExpired", noncesDeleteExpired},
+
+		{"OAuth/UntrustedText", oauthUntrustedText},
+
 		{"Settings/PutGetDelete", settingsPutGetDelete},
 		{"Settings/PutIfAbsentRace", settingsPutIfAbsentRace},
 		{"Settings/DeleteRace", settingsDeleteRace},
@@ -100,8 +134,15 @@ func cases() []testCase {
 		{"Isolation/Passwords", isolationPasswords},
 		{"Isolation/Sessions", isolationSessions},
 		{"Isolation/Audit", isolationAudit},
+		{"Isolation/Clients", isolationClients},
+		{"Isolation/SigningKeys", isolationSigningKeys},
+		{"Isolation/AuthCodes", isolationAuthCodes},
+		{"Isolation/RefreshTokens", isolationRefreshTokens},
+		{"Isolation/Grants", isolationGrants},
+		{"Isolation/Nonces", isolationNonces},
 
 		{"Time/UTCRoundTrip", timeUTCRoundTrip},
+		{"Time/OAuthUTCRoundTrip", timeOAuthUTCRoundTrip},
 	}
 }
 

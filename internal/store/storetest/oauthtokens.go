@@ -1,0 +1,338 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// racers is how many callers race for one single-use artifact.
+const racers = 20
+
+func authCodesCreateGet(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn := p.tenant.ID
+	c := authCodeFixture(p.client.ID, p.user.ID, p.session.ID, base())
+	mustTx(t, s, tn, func(tx store.Tx) error { return tx.AuthCodes().Create(ctx, c) })
+	if c.TenantID != tn {
+		t.Errorf("Create set TenantID %q, want %q", c.TenantID, tn)
+	}
+	wantEqual(t, "Get", getAuthCode(t, s, tn, c.Hash), storedAuthCode(c))
+
+	// A code outside a browser session, with no scopes and no AMR.
+	bare := authCodeFixture(p.client.ID, p.user.ID, "", base())
+	bare.Scopes, bare.AMR, bare.Nonce = nil, nil, ""
+	newAuthCode(t, s, tn, bare)
+	wantEqual(t, "Get of a bare code", getAuthCode(t, s, tn, bare.Hash), storedAuthCode(bare))
+
+	mustView(t, s, tn, func(tx store.Tx) error {
+		_, err := tx.AuthCodes().Get(ctx, sha("no such code"))
+		wantErr(t, "Get of an unknown code", err, store.ErrNotFound)
+		return nil
+	})
+}
+
+func authCodesCreateConflicts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn := p.tenant.ID
+	c := newAuthCode(t, s, tn, authCodeFixture(p.client.ID, p.user.ID, p.session.ID, base()))
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		dup := authCodeFixture(p.client.ID, p.user.ID, p.session.ID, base())
+		dup.Hash = c.Hash
+		wantErr(t, "Create with a taken hash", tx.AuthCodes().Create(ctx, dup), store.ErrConflict)
+		noUser := authCodeFixture(p.client.ID, ciam.UserID(ciam.NewID()), "", base())
+		wantErr(t, "Create for an unknown user", tx.AuthCodes().Create(ctx, noUser), store.ErrNotFound)
+		noClient := authCodeFixture("no-such-client", p.user.ID, "", base())
+		wantErr(t, "Create for an unknown client", tx.AuthCodes().Create(ctx, noClient), store.ErrNotFound)
+		// The transaction is still usable.
+		return tx.AuthCodes().Create(ctx, authCodeFixture(p.client.ID, p.user.ID, p.session.ID, base()))
+	})
+}
+
+// authCodesConsumeOnce redeems a code, then replays it: the replay is
+// ErrConflict and the transaction that saw it can still revoke what the
+// code issued, as a token endpoint does.
+func authCodesConsumeOnce(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn := p.tenant.ID
+	c := newAuthCode(t, s, tn, authCodeFixture(p.client.ID, p.user.ID, p.session.ID, base()))
+	rt := newRefresh(t, s, tn, refreshFixture(p.client.ID, p.user.ID, p.session.ID, "family-1", base()))
+	at := base().Add(10 * time.Second)
+	mustTx(t, s, tn, func(tx store.Tx) error { return tx.AuthCodes().Consume(ctx, c.Hash, at) })
+	c.ConsumedAt = at
+	wantEqual(t, "Get after Consume", getAuthCode(t, s, tn, c.Hash), storedAuthCode(c))
+
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		wantErr(t, "second Consume", tx.AuthCodes().Consume(ctx, c.Hash, at.Add(time.Second)), store.ErrConflict)
+		n, err := tx.RefreshTokens().RevokeFamily(ctx, "family-1", at.Add(time.Second))
+		wantCount(t, "RevokeFamily after a replay", n, err, 1)
+		return nil
+	})
+	if got := getAuthCode(t, s, tn, c.Hash); !got.ConsumedAt.Equal(stored(at)) {
+		t.Errorf("the replay moved ConsumedAt to %v", got.ConsumedAt)
+	}
+	if got := getRefresh(t, s, tn, rt.Hash); got.RevokedAt.IsZero() {
+		t.Errorf("the revocation after a replay did not commit")
+	}
+	err := s.Tx(ctx, tn, func(tx store.Tx) error { return tx.AuthCodes().Consume(ctx, sha("no such code"), at) })
+	wantErr(t, "Consume of an unknown code", err, store.ErrNotFound)
+}
+
+func authCodesConcurrentConsume(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	c := newAuthCode(t, s, p.tenant.ID, authCodeFixture(p.client.ID, p.user.ID, p.session.ID, base()))
+	errs := collect(racers, func(i int) error {
+		return s.Tx(ctx, p.tenant.ID, func(tx store.Tx) error {
+			return tx.AuthCodes().Consume(ctx, c.Hash, base().Add(time.Duration(i+1)*time.Millisecond))
+		})
+	})
+	wantOneWinner(t, "concurrent Consume", errs)
+	if got := getAuthCode(t, s, p.tenant.ID, c.Hash); got.ConsumedAt.IsZero() {
+		t.Errorf("no Consume was recorded")
+	}
+}
+
+func authCodesDeleteExpired(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn := p.tenant.ID
+	cutoff := base().Add(time.Hour)
+	mk := func(expires time.Time) *ciam.AuthCode {
+		c := authCodeFixture(p.client.ID, p.user.ID, p.session.ID, expires.Add(-time.Minute))
+		return newAuthCode(t, s, tn, c)
+	}
+	expired, atCutoff, live := mk(cutoff.Add(-time.Second)), mk(cutoff), mk(cutoff.Add(time.Second))
+	var n int
+	mustTx(t, s, tn, func(tx store.Tx) (err error) {
+		n, err = tx.AuthCodes().DeleteExpired(ctx, cutoff)
+		return err
+	})
+	wantCount(t, "DeleteExpired", n, nil, 1)
+	mustView(t, s, tn, func(tx store.Tx) error {
+		_, err := tx.AuthCodes().Get(ctx, expired.Hash)
+		wantErr(t, "Get of a deleted code", err, store.ErrNotFound)
+		for _, kept := range []*ciam.AuthCode{atCutoff, live} {
+			if _, err := tx.AuthCodes().Get(ctx, kept.Hash); err != nil {
+				t.Errorf("Get of a kept code: %v", err)
+			}
+		}
+		return nil
+	})
+}
+
+func refreshCreateByHash(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn := p.tenant.ID
+	rt := refreshFixture(p.client.ID, p.user.ID, p.session.ID, "family-1", base())
+	mustTx(t, s, tn, func(tx store.Tx) error { return tx.RefreshTokens().Create(ctx, rt) })
+	if rt.TenantID != tn {
+		t.Errorf("Create set TenantID %q, want %q", rt.TenantID, tn)
+	}
+	got := getRefresh(t, s, tn, rt.Hash)
+	wantEqual(t, "ByHash", got, storedRefresh(rt))
+	if !got.Live(base()) {
+		t.Errorf("a new token is not live")
+	}
+
+	detached := refreshFixture(p.client.ID, p.user.ID, "", "family-2", base())
+	detached.Scopes, detached.AMR = nil, nil
+	newRefresh(t, s, tn, detached)
+	wantEqual(t, "ByHash of a token without a session", getRefresh(t, s, tn, detached.Hash), storedRefresh(detached))
+
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		_, err := tx.RefreshTokens().ByHash(ctx, sha("no such token"))
+		wantErr(t, "ByHash of an unknown token", err, store.ErrNotFound)
+		sameID := refreshFixture(p.client.ID, p.user.ID, "", "family-3", base())
+		sameID.ID = rt.ID
+		wantErr(t, "Create with a taken id", tx.RefreshTokens().Create(ctx, sameID), store.ErrConflict)
+		sameHash := refreshFixture(p.client.ID, p.user.ID, "", "family-3", base())
+		sameHash.Hash = rt.Hash
+		wantErr(t, "Create with a taken hash", tx.RefreshTokens().Create(ctx, sameHash), store.ErrConflict)
+		noUser := refreshFixture(p.client.ID, ciam.UserID(ciam.NewID()), "", "family-3", base())
+		wantErr(t, "Create for an unknown user", tx.RefreshTokens().Create(ctx, noUser), store.ErrNotFound)
+		noClient := refreshFixture("no-such-client", p.user.ID, "", "family-3", base())
+		wantErr(t, "Create for an unknown client", tx.RefreshTokens().Create(ctx, noClient), store.ErrNotFound)
+		// The transaction is still usable.
+		return tx.RefreshTokens().Create(ctx, refreshFixture(p.client.ID, p.user.ID, "", "family-3", base()))
+	})
+}
+
+func refreshRotateOnce(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn := p.tenant.ID
+	rt := newRefresh(t, s, tn, refreshFixture(p.client.ID, p.user.ID, p.session.ID, "family-1", base()))
+	at := base().Add(time.Hour)
+	next := refreshFixture(p.client.ID, p.user.ID, p.session.ID, "family-1", at)
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		if err := tx.RefreshTokens().Rotate(ctx, rt.ID, at); err != nil {
+			return err
+		}
+		return tx.RefreshTokens().Create(ctx, next)
+	})
+	rt.RotatedAt = at
+	got := getRefresh(t, s, tn, rt.Hash)
+	wantEqual(t, "ByHash after Rotate", got, storedRefresh(rt))
+	if got.Live(at) {
+		t.Errorf("a rotated token is live")
+	}
+
+	// Reuse of the rotated token: ErrConflict, and the same transaction
+	// revokes the family.
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		wantErr(t, "second Rotate", tx.RefreshTokens().Rotate(ctx, rt.ID, at.Add(time.Minute)), store.ErrConflict)
+		n, err := tx.RefreshTokens().RevokeFamily(ctx, "family-1", at.Add(time.Minute))
+		wantCount(t, "RevokeFamily after reuse", n, err, 2)
+		return nil
+	})
+	if got := getRefresh(t, s, tn, rt.Hash); !got.RotatedAt.Equal(stored(at)) {
+		t.Errorf("the reuse moved RotatedAt to %v", got.RotatedAt)
+	}
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		// The successor was revoked, never rotated: it cannot rotate either.
+		wantErr(t, "Rotate of a revoked token", tx.RefreshTokens().Rotate(ctx, next.ID, at.Add(time.Hour)), store.ErrConflict)
+		wantErr(t, "Rotate of an unknown token", tx.RefreshTokens().Rotate(ctx, "no-such-token", at), store.ErrNotFound)
+		return nil
+	})
+	if got := getRefresh(t, s, tn, next.Hash); !got.RotatedAt.IsZero() {
+		t.Errorf("Rotate of a revoked token set RotatedAt %v", got.RotatedAt)
+	}
+}
+
+func refreshConcurrentRotate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	rt := newRefresh(t, s, p.tenant.ID, refreshFixture(p.client.ID, p.user.ID, p.session.ID, "family-1", base()))
+	errs := collect(racers, func(i int) error {
+		return s.Tx(ctx, p.tenant.ID, func(tx store.Tx) error {
+			return tx.RefreshTokens().Rotate(ctx, rt.ID, base().Add(time.Duration(i+1)*time.Millisecond))
+		})
+	})
+	wantOneWinner(t, "concurrent Rotate", errs)
+	if got := getRefresh(t, s, p.tenant.ID, rt.Hash); got.RotatedAt.IsZero() {
+		t.Errorf("no Rotate was recorded")
+	}
+}
+
+func refreshRevoke(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn, u1, c1, s1 := p.tenant.ID, p.user.ID, p.client.ID, p.session.ID
+	u2 := newUser(t, s, tn, "grace@example.com").ID
+	s2 := newSession(t, s, tn, u2, base()).ID
+	c2 := newClient(t, s, tn, "other-app").ID
+
+	rotated := refreshFixture(c1, u1, s1, "f1", base())
+	rotated.RotatedAt = base().Add(time.Minute)
+	tokens := map[string]*ciam.RefreshToken{
+		"f1 rotated":          rotated,
+		"f1 live":             refreshFixture(c1, u1, s1, "f1", base().Add(time.Minute)),
+		"f2 u1 c2 s1":         refreshFixture(c2, u1, s1, "f2", base()),
+		"f3 u1 c1 no session": refreshFixture(c1, u1, "", "f3", base()),
+		"f4 u2 c1 s2":         refreshFixture(c1, u2, s2, "f4", base()),
+		"f5 u2 c1 no session": refreshFixture(c1, u2, "", "f5", base()),
+		"f6 u1 c1 s1 revoked": refreshFixture(c1, u1, s1, "f6", base()),
+	}
+	tokens["f6 u1 c1 s1 revoked"].RevokedAt = base()
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		for _, rt := range tokens {
+			if err := tx.RefreshTokens().Create(ctx, rt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	at := base().Add(time.Hour)
+	revoked := func(what string, want int, fn func(tx store.Tx) (int, error)) {
+		t.Helper()
+		var n int
+		mustTx(t, s, tn, func(tx store.Tx) (err error) {
+			n, err = fn(tx)
+			return err
+		})
+		wantCount(t, what, n, nil, want)
+	}
+	familyRevoked := func(family string) bool {
+		var ok bool
+		mustView(t, s, tn, func(tx store.Tx) (err error) {
+			ok, err = tx.RefreshTokens().FamilyRevoked(ctx, family)
+			return err
+		})
+		return ok
+	}
+	if familyRevoked("f1") || familyRevoked("unknown-family") || !familyRevoked("f6") {
+		t.Errorf("FamilyRevoked before revocations: f1 %v, unknown %v, f6 %v; want false, false, true",
+			familyRevoked("f1"), familyRevoked("unknown-family"), familyRevoked("f6"))
+	}
+
+	revoked("RevokeFamily(f1)", 2, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeFamily(ctx, "f1", at) })
+	revoked("RevokeFamily(f1) again", 0, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeFamily(ctx, "f1", at) })
+	if !familyRevoked("f1") || familyRevoked("f2") {
+		t.Errorf("FamilyRevoked after RevokeFamily(f1): f1 %v, f2 %v", familyRevoked("f1"), familyRevoked("f2"))
+	}
+	// f1 is revoked already and f6 was revoked at creation: only f3 is left of u1 and c1.
+	revoked("RevokeGrant(u1, c1)", 1, func(tx store.Tx) (int, error) {
+		return tx.RefreshTokens().RevokeGrant(ctx, u1, c1, at.Add(time.Minute))
+	})
+	revoked("RevokeSession(\"\")", 0, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeSession(ctx, "", at) })
+	revoked("RevokeSession(s1)", 1, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeSession(ctx, s1, at) })
+	revoked("RevokeUser(u1)", 0, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeUser(ctx, u1, at) })
+	revoked("RevokeUser(u2)", 2, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeUser(ctx, u2, at) })
+
+	for name, rt := range tokens {
+		got := getRefresh(t, s, tn, rt.Hash)
+		if got.RevokedAt.IsZero() {
+			t.Errorf("%s: not revoked", name)
+		}
+	}
+	// A revocation never moves an earlier one.
+	if got := getRefresh(t, s, tn, tokens["f1 live"].Hash); !got.RevokedAt.Equal(stored(at)) {
+		t.Errorf("f1 RevokedAt = %v, want %v", got.RevokedAt, stored(at))
+	}
+	if got := getRefresh(t, s, tn, tokens["f6 u1 c1 s1 revoked"].Hash); !got.RevokedAt.Equal(stored(base())) {
+		t.Errorf("f6 RevokedAt = %v, want %v", got.RevokedAt, stored(base()))
+	}
+	if got := getRefresh(t, s, tn, rotated.Hash); !got.RotatedAt.Equal(stored(rotated.RotatedAt)) {
+		t.Errorf("revocation changed RotatedAt to %v", got.RotatedAt)
+	}
+}
+
+func refreshDeleteExpired(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn := p.tenant.ID
+	cutoff := base().Add(60 * 24 * time.Hour)
+	mk := func(family string, expires time.Time) *ciam.RefreshToken {
+		rt := refreshFixture(p.client.ID, p.user.ID, p.session.ID, family, base())
+		rt.ExpiresAt = expires
+		return newRefresh(t, s, tn, rt)
+	}
+	ended := []*ciam.RefreshToken{mk("ended", cutoff.Add(-time.Second)), mk("ended", cutoff.Add(-time.Second))}
+	kept := []*ciam.RefreshToken{mk("at-cutoff", cutoff), mk("later", cutoff.Add(time.Second))}
+	var n int
+	mustTx(t, s, tn, func(tx store.Tx) (err error) {
+		n, err = tx.RefreshTokens().DeleteExpired(ctx, cutoff)
+		return err
+	})
+	wantCount(t, "DeleteExpired", n, nil, 2)
+	mustView(t, s, tn, func(tx store.Tx) error {
+		for _, rt := range ended {
+			_, err := tx.RefreshTokens().ByHash(ctx, rt.Hash)
+			wantErr(t, "ByHash of a deleted token", err, store.ErrNotFound)
+		}
+		for _, rt := range kept {
+			if _, err := tx.RefreshTokens().ByHash(ctx, rt.Hash); err != nil {
+				t.Errorf("ByHash of a kept token: %v", err)
+			}
+		}
+		return nil
+	})
+}
