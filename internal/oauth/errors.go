@@ -87,97 +87,106 @@ func New(code, description string) *Error {
 
 // Constructors, one per standard code, each with its default status.
 
-// InvalidRequest: a required parameter is missing, a parameter is repeated or
-// malformed (RFC 6749 sections 4.1.2.1, 5.2; RFC 6750 section 3.1). 400.
+// InvalidRequest returns an invalid_request error: a required parameter is
+// missing, a parameter is repeated or malformed (RFC 6749 sections 4.1.2.1,
+// 5.2; RFC 6750 section 3.1). 400.
 func InvalidRequest(description string) *Error { return New(CodeInvalidRequest, description) }
 
-// InvalidClient: client authentication failed (RFC 6749 section 5.2). 401;
-// see [WriteJSON] and [WriteBasic] for when 401 is actually sent.
+// InvalidClient returns an invalid_client error: client authentication failed
+// (RFC 6749 section 5.2). 401; see [WriteJSON] and [WriteBasic] for when 401
+// is actually sent.
 func InvalidClient(description string) *Error { return New(CodeInvalidClient, description) }
 
-// InvalidGrant: the grant or refresh token is invalid, expired, revoked, was
-// issued to another client or does not match the redirect URI or PKCE
-// verifier (RFC 6749 section 5.2). 400.
+// InvalidGrant returns an invalid_grant error: the grant or refresh token is
+// invalid, expired, revoked, was issued to another client or does not match
+// the redirect URI or PKCE verifier (RFC 6749 section 5.2). 400.
 func InvalidGrant(description string) *Error { return New(CodeInvalidGrant, description) }
 
-// UnauthorizedClient: the client may not use this grant or response type
-// (RFC 6749 sections 4.1.2.1, 5.2). 400.
+// UnauthorizedClient returns an unauthorized_client error: the client may not
+// use this grant or response type (RFC 6749 sections 4.1.2.1, 5.2). 400.
 func UnauthorizedClient(description string) *Error { return New(CodeUnauthorizedClient, description) }
 
-// UnsupportedGrantType: the server does not support the grant type (RFC 6749
-// section 5.2). 400.
+// UnsupportedGrantType returns an unsupported_grant_type error: the server
+// does not support the grant type (RFC 6749 section 5.2). 400.
 func UnsupportedGrantType(description string) *Error {
 	return New(CodeUnsupportedGrantType, description)
 }
 
-// InvalidScope: the scope is invalid, unknown, malformed or exceeds what was
-// granted (RFC 6749 sections 4.1.2.1, 5.2). 400.
+// InvalidScope returns an invalid_scope error: the scope is invalid, unknown,
+// malformed or exceeds what was granted (RFC 6749 sections 4.1.2.1, 5.2). 400.
 func InvalidScope(description string) *Error { return New(CodeInvalidScope, description) }
 
-// AccessDenied: the resource owner or the server denied the request (RFC 6749
-// section 4.1.2.1). 400 when written as JSON; normally sent by redirect.
+// AccessDenied returns an access_denied error: the resource owner or the
+// server denied the request (RFC 6749 section 4.1.2.1). 400 when written as
+// JSON; normally sent by redirect.
 func AccessDenied(description string) *Error { return New(CodeAccessDenied, description) }
 
-// UnsupportedResponseType: the server does not support this response_type
-// (RFC 6749 section 4.1.2.1). 400.
+// UnsupportedResponseType returns an unsupported_response_type error: the
+// server does not support this response_type (RFC 6749 section 4.1.2.1). 400.
 func UnsupportedResponseType(description string) *Error {
 	return New(CodeUnsupportedResponseType, description)
 }
 
-// ServerError: an unexpected condition (RFC 6749 sections 4.1.2.1, 5.2 as
-// amended by OAuth 2.1). 500. The description is sent: keep it generic.
+// ServerError returns a server_error error: an unexpected condition (RFC 6749
+// sections 4.1.2.1, 5.2 as amended by OAuth 2.1). 500. The description is
+// sent: keep it generic.
 func ServerError(description string) *Error { return New(CodeServerError, description) }
 
-// TemporarilyUnavailable: overload or maintenance (RFC 6749 section 4.1.2.1).
-// 503.
+// TemporarilyUnavailable returns a temporarily_unavailable error: overload or
+// maintenance (RFC 6749 section 4.1.2.1). 503.
 func TemporarilyUnavailable(description string) *Error {
 	return New(CodeTemporarilyUnavailable, description)
 }
 
-// LoginRequired: prompt=none but the end-user is not authenticated (OpenID
-// Connect Core section 3.1.2.6). 400.
+// LoginRequired returns a login_required error: prompt=none but the end-user
+// is not authenticated (OpenID Connect Core section 3.1.2.6). 400.
 func LoginRequired(description string) *Error { return New(CodeLoginRequired, description) }
 
-// ConsentRequired: prompt=none but consent is needed (OpenID Connect Core
-// section 3.1.2.6). 400.
+// ConsentRequired returns a consent_required error: prompt=none but consent is
+// needed (OpenID Connect Core section 3.1.2.6). 400.
 func ConsentRequired(description string) *Error { return New(CodeConsentRequired, description) }
 
-// InteractionRequired: prompt=none but some user interaction is needed
-// (OpenID Connect Core section 3.1.2.6). 400.
+// InteractionRequired returns an interaction_required error: prompt=none but
+// some user interaction is needed (OpenID Connect Core section 3.1.2.6). 400.
 func InteractionRequired(description string) *Error {
 	return New(CodeInteractionRequired, description)
 }
 
-// AccountSelectionRequired: prompt=none but the end-user must choose an
-// account (OpenID Connect Core section 3.1.2.6). 400.
+// AccountSelectionRequired returns an account_selection_required error:
+// prompt=none but the end-user must choose an account (OpenID Connect Core
+// section 3.1.2.6). 400.
 func AccountSelectionRequired(description string) *Error {
 	return New(CodeAccountSelectionRequired, description)
 }
 
-// InvalidRequestURI: the request_uri is invalid or expired (OpenID Connect
-// Core section 3.1.2.6, RFC 9126 section 4). 400.
+// InvalidRequestURI returns an invalid_request_uri error: the request_uri is
+// invalid or expired (OpenID Connect Core section 3.1.2.6, RFC 9126 section
+// 4). 400.
 func InvalidRequestURI(description string) *Error { return New(CodeInvalidRequestURI, description) }
 
-// InvalidRequestObject: the request object is invalid (OpenID Connect Core
-// section 3.1.2.6, RFC 9101 section 6.3). 400.
+// InvalidRequestObject returns an invalid_request_object error: the request
+// object is invalid (OpenID Connect Core section 3.1.2.6, RFC 9101 section
+// 6.3). 400.
 func InvalidRequestObject(description string) *Error {
 	return New(CodeInvalidRequestObject, description)
 }
 
-// RequestNotSupported: the request parameter is not supported (OpenID Connect
-// Core section 3.1.2.6). 400.
+// RequestNotSupported returns a request_not_supported error: the request
+// parameter is not supported (OpenID Connect Core section 3.1.2.6). 400.
 func RequestNotSupported(description string) *Error { return New(CodeRequestNotSupported, description) }
 
-// InvalidToken: the access token is missing, malformed, expired or revoked
-// (RFC 6750 section 3.1). 401; write it with [WriteBearer].
+// InvalidToken returns an invalid_token error: the access token is missing,
+// malformed, expired or revoked (RFC 6750 section 3.1). 401; write it with
+// [WriteBearer].
 func InvalidToken(description string) *Error { return New(CodeInvalidToken, description) }
 
-// InsufficientScope: the access token lacks the scope the resource needs
-// (RFC 6750 section 3.1). 403; write it with [WriteBearer].
+// InsufficientScope returns an insufficient_scope error: the access token
+// lacks the scope the resource needs (RFC 6750 section 3.1). 403; write it
+// with [WriteBearer].
 func InsufficientScope(description string) *Error { return New(CodeInsufficientScope, description) }
 
-// UnsupportedTokenType: the revocation endpoint cannot revoke this token type
-// (RFC 7009 section 2.2.1). 400.
+// UnsupportedTokenType returns an unsupported_token_type error: the revocation
+// endpoint cannot revoke this token type (RFC 7009 section 2.2.1). 400.
 func UnsupportedTokenType(description string) *Error {
 	return New(CodeUnsupportedTokenType, description)
 }
@@ -219,6 +228,9 @@ func knownCode(code string) bool {
 
 // Error describes e for logs, cause included. It is never sent to a client.
 func (e *Error) Error() string {
+	if e == nil {
+		return "oauth: <nil>"
+	}
 	s := "oauth: " + e.Code
 	if e.Description != "" {
 		s += ": " + e.Description
@@ -230,7 +242,12 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Cause }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Cause
+}
 
 // WithCause returns a copy of e with cause err (for logs; never sent).
 func (e *Error) WithCause(err error) *Error {
@@ -266,7 +283,7 @@ func (e *Error) HTTPStatus() int {
 // or 503 (see [Error]). It is not meant to be called directly.
 func (e *Error) As(target any) bool {
 	p, ok := target.(**ciam.Error)
-	if !ok {
+	if !ok || e == nil {
 		return false
 	}
 	status := e.HTTPStatus()
@@ -320,7 +337,7 @@ func As(err error) *Error {
 	if err == nil {
 		return nil
 	}
-	if e, ok := errors.AsType[*Error](err); ok {
+	if e, ok := errors.AsType[*Error](err); ok && e != nil {
 		return e
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {

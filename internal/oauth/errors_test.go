@@ -98,6 +98,7 @@ func TestAs(t *testing.T) {
 		sameAsIn bool // the result is the *Error found in the chain
 	}{
 		{"nil", nil, "", 0, "", false},
+		{"typed nil", (*Error)(nil), "server_error", 500, genericServerError, false},
 		{"oauth error", grant, "invalid_grant", 400, "expired", true},
 		{"wrapped", fmt.Errorf("token: %w", grant), "invalid_grant", 400, "expired", true},
 		{"joined", errors.Join(errors.New("x"), grant), "invalid_grant", 400, "expired", true},
@@ -152,6 +153,7 @@ func TestErrorAsCiam(t *testing.T) {
 		{"server_error is not shown", ServerError("x"), 0, "", "", false},
 		{"server_error defers to its cause", ServerError("x").WithCause(inner), ciam.Unavailable, "db_down", "Database down.", true},
 		{"bad code", &Error{Code: "Bad Code", Status: 400}, 0, "", "", false},
+		{"typed nil", (*Error)(nil), 0, "", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

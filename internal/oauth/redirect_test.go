@@ -444,37 +444,79 @@ func TestMatchRedirectURIEdges(t *testing.T) {
 	}
 }
 
-// mutations returns systematic variations of s: every mutation class of
-// security.md 2.1 applied at every position where it makes sense.
-func mutations(s string) []string {
-	var out []string
-	add := func(m string) { out = append(out, m) }
-	for i := 0; i < len(s); i++ {
+// Mutation classes of security.md 2.1, applied by mutationAt.
+var (
+	mutationInserts  = []string{"/", ".", "..", "/..", "/../", "..;/", "@", "\\", " ", "\t", "%00", "#", "?", "*", ":", "%2e%2e", "\u0430"}
+	mutationSuffixes = []string{"/", "?", "?x=1", "&x=1", "#", "#x", ".", "/.", "/..", "%20", " ", "\n", "@evil.example", ".evil.example"}
+)
+
+// mutationsPerByte is the number of mutations mutationAt makes at each byte:
+// case toggle, deletion, percent-encoding in upper and lower case, inserts.
+var mutationsPerByte = 4 + len(mutationInserts)
+
+// mutationCount is the number of mutations of s.
+func mutationCount(s string) int {
+	return len(s)*mutationsPerByte + len(mutationSuffixes) + 6
+}
+
+// mutationAt returns mutation k (0 <= k < mutationCount(s)) of s. Some
+// mutations leave s unchanged (a case toggle of a non-letter, the https
+// mutations of a URI that is not https).
+func mutationAt(s string, k int) string {
+	if n := len(s) * mutationsPerByte; k < n {
+		i, kind := k/mutationsPerByte, k%mutationsPerByte
 		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z':
-			add(s[:i] + string(c-32) + s[i+1:])
-		case c >= 'A' && c <= 'Z':
-			add(s[:i] + string(c+32) + s[i+1:])
+		switch kind {
+		case 0:
+			switch {
+			case c >= 'a' && c <= 'z':
+				return s[:i] + string(c-32) + s[i+1:]
+			case c >= 'A' && c <= 'Z':
+				return s[:i] + string(c+32) + s[i+1:]
+			}
+			return s
+		case 1:
+			return s[:i] + s[i+1:]
+		case 2:
+			return s[:i] + fmt.Sprintf("%%%02X", c) + s[i+1:]
+		case 3:
+			return s[:i] + fmt.Sprintf("%%%02x", c) + s[i+1:]
+		default:
+			return s[:i] + mutationInserts[kind-4] + s[i:]
 		}
-		add(s[:i] + s[i+1:])                            // deletion
-		add(s[:i] + fmt.Sprintf("%%%02X", c) + s[i+1:]) // percent-encoding
-		add(s[:i] + fmt.Sprintf("%%%02x", c) + s[i+1:]) // lowercase percent-encoding
-		for _, ins := range []string{"/", ".", "..", "/..", "/../", "..;/", "@", "\\", " ", "\t", "%00", "#", "?", "*", ":", "%2e%2e", "\u0430"} {
-			add(s[:i] + ins + s[i:])
-		}
+	} else {
+		k -= n
 	}
-	for _, suffix := range []string{"/", "?", "?x=1", "&x=1", "#", "#x", ".", "/.", "/..", "%20", " ", "\n", "@evil.example", ".evil.example"} {
-		add(s + suffix)
+	if k < len(mutationSuffixes) {
+		return s + mutationSuffixes[k]
 	}
-	if rest, ok := strings.CutPrefix(s, "https://"); ok {
-		add("http://" + rest)
-		add("https://evil.example@" + rest)
-		host, path, _ := strings.Cut(rest, "/")
-		add("https://" + host + ":443/" + path)
-		add("https://" + host + "./" + path)
-		add("https://" + host + ".evil.example/" + path)
-		add("https://" + host + "@evil.example/" + path)
+	k -= len(mutationSuffixes)
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		return s
+	}
+	host, p, _ := strings.Cut(rest, "/")
+	switch k {
+	case 0:
+		return "http://" + rest
+	case 1:
+		return "https://evil.example@" + rest
+	case 2:
+		return "https://" + host + ":443/" + p
+	case 3:
+		return "https://" + host + "./" + p
+	case 4:
+		return "https://" + host + ".evil.example/" + p
+	default:
+		return "https://" + host + "@evil.example/" + p
+	}
+}
+
+// mutations returns every mutation of s.
+func mutations(s string) []string {
+	out := make([]string, 0, mutationCount(s))
+	for k := range mutationCount(s) {
+		out = append(out, mutationAt(s, k))
 	}
 	return out
 }
