@@ -228,17 +228,20 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
+// Sweep deletes ended records of every tenant now (Run does it hourly).
+func (s *Server) Sweep(ctx context.Context) { s.sweep(ctx) }
+
 func (s *Server) sweep(ctx context.Context) {
 	after := ""
 	for {
 		ts, err := s.Tenants.List(ctx, after, 500)
 		if err != nil {
-			s.cfg.Log.ErrorContext(ctx, "sweep sessions: list tenants", "err", err)
+			s.cfg.Log.ErrorContext(ctx, "sweep: list tenants", "err", err)
 			return
 		}
 		for _, t := range ts {
-			if _, err := s.Sessions.Sweep(ctx, t.ID); err != nil {
-				s.cfg.Log.ErrorContext(ctx, "sweep sessions", "tenant", t.Slug, "err", err)
+			if err := s.sweepTenant(ctx, t.ID); err != nil {
+				s.cfg.Log.ErrorContext(ctx, "sweep expired records", "tenant", t.Slug, "err", err)
 			}
 		}
 		if len(ts) < 500 {
@@ -246,4 +249,24 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 		after = ts[len(ts)-1].Slug
 	}
+}
+
+// sweepTenant deletes what can no longer be used: sessions, codes and
+// refresh tokens that ended more than a day ago, and spent nonces.
+func (s *Server) sweepTenant(ctx context.Context, t ciam.TenantID) error {
+	now := s.cfg.Now().UTC()
+	cutoff := now.Add(-24 * time.Hour)
+	return s.store.Tx(ctx, t, func(tx store.Tx) error {
+		if _, err := tx.Sessions().DeleteExpired(ctx, cutoff); err != nil {
+			return err
+		}
+		if _, err := tx.AuthCodes().DeleteExpired(ctx, cutoff); err != nil {
+			return err
+		}
+		if _, err := tx.RefreshTokens().DeleteExpired(ctx, cutoff); err != nil {
+			return err
+		}
+		_, err := tx.Nonces().DeleteExpired(ctx, now)
+		return err
+	})
 }

@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
@@ -38,5 +41,24 @@ func TestOperationsEndpoints(t *testing.T) {
 	// Every response carries a request id.
 	if res.Header.Get("X-Request-Id") == "" {
 		t.Error("no request id")
+	}
+}
+
+func TestSweepRemovesEndedRecords(t *testing.T) {
+	e := testenv.New(t)
+	b := e.Browser()
+	b.Submit("/t/default/signup", "/t/default/signup", url.Values{"email": {"sweep@example.com"}, "password": {"correct horse battery staple"}})
+	e.Clock.Advance(40 * 24 * time.Hour)
+	e.Server.Sweep(context.Background())
+	tn, _ := e.Server.Tenants.BySlug(context.Background(), "default")
+	var n int
+	e.Store.View(context.Background(), tn.ID, func(tx store.Tx) error {
+		u, _ := tx.Users().ByEmail(context.Background(), "sweep@example.com")
+		ss, err := tx.Sessions().ListActive(context.Background(), u.ID, time.Time{})
+		n = len(ss)
+		return err
+	})
+	if n != 0 {
+		t.Fatalf("%d sessions left after the sweep", n)
 	}
 }
