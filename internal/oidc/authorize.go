@@ -346,5 +346,9 @@ var formPostPage = template.Must(template.New("form_post").Parse(`<!doctype html
 func (h *Handler) formPost(w http.ResponseWriter, r *http.Request, action string, v url.Values) error {
 	web.AllowFormAction(w, action)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	return formPostPage.Execute(w, map[string]any{"Action": action, "Values": v, "Nonce": web.CSPNonce(r.Context())})
+	// The action is a redirect URI the client registered (validated at
+	// registration: no javascript: or data:), so a private-use scheme of a
+	// native app is trusted rather than replaced with html/template's
+	// "#ZgotmplZ". It is still attribute-escaped.
+	return formPostPage.Execute(w, map[string]any{"Action": template.URL(action), "Values": v, "Nonce": web.CSPNonce(r.Context())})
 }

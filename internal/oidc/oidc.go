@@ -88,6 +88,11 @@ func (h *Handler) Mount(m *web.Mux) {
 	for _, p := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks.json", "/token", "/userinfo", "/introspect", "/revoke"} {
 		m.HandleHTTP("OPTIONS /t/{tenant}"+p, http.HandlerFunc(preflight))
 	}
+	// Other methods at the POST-only endpoints get an RFC 6749 error in
+	// JSON, which a client library can read, rather than the HTML 405 page.
+	for _, p := range []string{"/token", "/introspect", "/revoke"} {
+		m.HandleHTTP("/t/{tenant}"+p, h.api(postOnly))
+	}
 	m.Handle("GET /t/{tenant}/end_session", h.endSession)
 	m.Handle("POST /t/{tenant}/end_session", h.endSession)
 }
@@ -138,6 +143,11 @@ func (h *Handler) writeClassified(w http.ResponseWriter, r *http.Request, err er
 		}
 		oauth.WriteJSON(w, oauth.ServerError("An internal error occurred."))
 	}
+}
+
+func postOnly(w http.ResponseWriter, r *http.Request, t *ciam.Tenant) error {
+	w.Header().Set("Allow", "OPTIONS, POST")
+	return oauth.InvalidRequest("This endpoint accepts only POST requests (RFC 6749 section 3.2).").WithStatus(http.StatusMethodNotAllowed)
 }
 
 func preflight(w http.ResponseWriter, r *http.Request) {

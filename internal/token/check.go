@@ -74,35 +74,65 @@ func (s *Service) CheckAccess(ctx context.Context, t *ciam.Tenant, token string)
 
 // Introspect answers RFC 7662 for caller. A token that is invalid, expired,
 // revoked, of another tenant, or issued to another client (and not meant
-// for the caller as an audience) is {"active": false}.
+// for the caller as an audience) is {"active": false}. The hint only says
+// where to look first: a token not found as that type is looked for as the
+// other (RFC 7662 section 2.1).
 func (s *Service) Introspect(ctx context.Context, t *ciam.Tenant, caller *ciam.Client, token, hint string) (map[string]any, error) {
-	inactive := map[string]any{"active": false}
-	if hint != "refresh_token" {
-		if a, err := s.CheckAccess(ctx, t, token); err == nil {
-			if a.ClientID != caller.ID && !slices.Contains(a.Audience, string(caller.ID)) {
-				return inactive, nil
-			}
-			out := map[string]any{
-				"active": true, "token_type": "Bearer", "client_id": string(a.ClientID), "sub": a.Subject,
-				"scope": strings.Join(a.Scopes, " "), "aud": a.Audience, "iss": s.Issuer(t),
-				"exp": a.Expiry.Unix(), "iat": a.IssuedAt.Unix(), "jti": a.ID,
-			}
-			if a.claims.AuthTime != 0 {
-				out["auth_time"] = a.claims.AuthTime
-			}
-			if a.claims.ACR != "" {
-				out["acr"] = a.claims.ACR
-			}
-			if len(a.claims.AMR) > 0 {
-				out["amr"] = a.claims.AMR
-			}
-			return out, nil
-		} else if oauth.As(err) == nil || oauth.As(err).Code != "invalid_token" {
-			return nil, err
+	lookups := []func(context.Context, *ciam.Tenant, *ciam.Client, string) (map[string]any, error){s.introspectAccess, s.introspectRefresh}
+	if hint == "refresh_token" {
+		lookups[0], lookups[1] = lookups[1], lookups[0]
+	}
+	for _, look := range lookups {
+		if out, err := look(ctx, t, caller, token); err != nil || out != nil {
+			return out, err
 		}
 	}
-	if len(token) > 128 || token == "" {
+	return map[string]any{"active": false}, nil
+}
+
+// introspectAccess answers for an access token, or returns nil when token is
+// not one of this tenant's access tokens.
+func (s *Service) introspectAccess(ctx context.Context, t *ciam.Tenant, caller *ciam.Client, token string) (map[string]any, error) {
+	a, err := s.CheckAccess(ctx, t, token)
+	if err != nil {
+		if e := oauth.As(err); e != nil && e.Code == oauth.CodeInvalidToken {
+			return nil, nil
+		}
+		return nil, err
+	}
+	inactive := map[string]any{"active": false}
+	if a.ClientID != caller.ID && !slices.Contains(a.Audience, string(caller.ID)) {
 		return inactive, nil
+	}
+	user := ciam.UserID(a.Subject)
+	if a.Subject == string(a.ClientID) {
+		user = "" // a client_credentials token: the client's own
+	}
+	if ok, err := s.holdersLive(ctx, t, user, a.ClientID); err != nil || !ok {
+		return inactive, err
+	}
+	out := map[string]any{
+		"active": true, "token_type": "Bearer", "client_id": string(a.ClientID), "sub": a.Subject,
+		"scope": strings.Join(a.Scopes, " "), "aud": a.Audience, "iss": s.Issuer(t),
+		"exp": a.Expiry.Unix(), "iat": a.IssuedAt.Unix(), "jti": a.ID,
+	}
+	if a.claims.AuthTime != 0 {
+		out["auth_time"] = a.claims.AuthTime
+	}
+	if a.claims.ACR != "" {
+		out["acr"] = a.claims.ACR
+	}
+	if len(a.claims.AMR) > 0 {
+		out["amr"] = a.claims.AMR
+	}
+	return out, nil
+}
+
+// introspectRefresh answers for a refresh token, or returns nil when token
+// is not one of this tenant's refresh tokens.
+func (s *Service) introspectRefresh(ctx context.Context, t *ciam.Tenant, caller *ciam.Client, token string) (map[string]any, error) {
+	if len(token) > 128 || token == "" {
+		return nil, nil
 	}
 	var rt *ciam.RefreshToken
 	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
@@ -111,18 +141,48 @@ func (s *Service) Introspect(ctx context.Context, t *ciam.Tenant, caller *ciam.C
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return inactive, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	inactive := map[string]any{"active": false}
 	if rt.ClientID != caller.ID || !rt.Live(s.Now()) {
 		return inactive, nil
+	}
+	if ok, err := s.holdersLive(ctx, t, rt.UserID, rt.ClientID); err != nil || !ok {
+		return inactive, err
 	}
 	return map[string]any{
 		"active": true, "token_type": "refresh_token", "client_id": string(rt.ClientID), "sub": string(rt.UserID),
 		"scope": strings.Join(rt.Scopes, " "), "iss": s.Issuer(t), "exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(),
 	}, nil
+}
+
+// holdersLive reports whether a token's client still exists and its user
+// (empty for a client's own token) exists and is active: a token of a
+// disabled user or a deleted client is not active (RFC 7662 section 2.2),
+// even before it expires.
+func (s *Service) holdersLive(ctx context.Context, t *ciam.Tenant, user ciam.UserID, client ciam.ClientID) (bool, error) {
+	live := true
+	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		if _, err := tx.Clients().Get(ctx, client); err != nil {
+			return err
+		}
+		if user == "" {
+			return nil
+		}
+		u, err := tx.Users().Get(ctx, user)
+		if err != nil {
+			return err
+		}
+		live = u.Status == ciam.UserActive
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return live && err == nil, err
 }
 
 // Revoke handles RFC 7009 for caller: a refresh token revokes its family; an

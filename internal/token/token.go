@@ -112,7 +112,7 @@ func (s *Service) RedeemCode(ctx context.Context, t *ciam.Tenant, c *ciam.Client
 	now := s.Now().UTC()
 	family := familyOf(ac)
 	if !ac.ConsumedAt.IsZero() {
-		s.revokeFamily(ctx, t, family, now)
+		s.revokeCodeFamily(ctx, t, ac, now)
 		return nil, errBadCode
 	}
 	if !now.Before(ac.ExpiresAt) || ac.ClientID != c.ID || ac.RedirectURI != redirectURI {
@@ -151,7 +151,7 @@ func (s *Service) RedeemCode(ctx context.Context, t *ciam.Tenant, c *ciam.Client
 	})
 	if errors.Is(err, store.ErrConflict) {
 		// Another redemption won the race: this one is the replay.
-		s.revokeFamily(ctx, t, family, now)
+		s.revokeCodeFamily(ctx, t, ac, now)
 		return nil, errBadCode
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -175,6 +175,35 @@ func (s *Service) revokeFamily(ctx context.Context, t *ciam.Tenant, family strin
 		return err
 	})
 }
+
+// revokeCodeFamily revokes what a replayed code produced: its refresh-token
+// family and, through it, the family's access tokens (CheckAccess asks
+// FamilyRevoked). A code redeemed without offline_access produced no refresh
+// token, so a revoked placeholder of the family is stored in its place: a
+// row whose secret nobody knows, there only to mark the family revoked until
+// every access token it could have produced has expired.
+func (s *Service) revokeCodeFamily(ctx context.Context, t *ciam.Tenant, ac *ciam.AuthCode, now time.Time) {
+	family := familyOf(ac)
+	_ = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		n, err := tx.RefreshTokens().RevokeFamily(ctx, family, now)
+		if err != nil || n > 0 {
+			return err
+		}
+		if revoked, err := tx.RefreshTokens().FamilyRevoked(ctx, family); err != nil || revoked {
+			return err
+		}
+		return tx.RefreshTokens().Create(ctx, &ciam.RefreshToken{
+			ID: ciam.NewID(), Hash: hash(ciam.NewSecret()), TenantID: t.ID, FamilyID: family,
+			ClientID: ac.ClientID, UserID: ac.UserID, Scopes: ac.Scopes, AuthTime: ac.AuthTime,
+			CreatedAt: now, IdleExpiresAt: now, ExpiresAt: now.Add(maxAccessTokenTTL + leeway),
+			RotatedAt: now, RevokedAt: now,
+		})
+	})
+}
+
+// maxAccessTokenTTL is the longest access-token lifetime a client may have
+// (package client's registration rules).
+const maxAccessTokenTTL = 24 * time.Hour
 
 // newRefresh stores a refresh token generation and returns its secret.
 // expires, when set, is the family's absolute end inherited from its predecessor.

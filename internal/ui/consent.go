@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 	"github.com/gatehouse-id/gatehouse/internal/oauth"
+	"github.com/gatehouse-id/gatehouse/internal/web"
 )
 
 // consentView is what the consent page shows.
@@ -49,6 +50,32 @@ func (h *Handler) consentRequest(r *http.Request, t *ciam.Tenant, next string) (
 	return c, scopes, q, true
 }
 
+// allowReturnTo widens the page's CSP form-action to the client's redirect
+// URI when next is an authorization request of tenant t with a redirect URI
+// the client registered. Browsers apply form-action to the redirects that
+// follow a form submission, and the login, sign-up and consent forms end,
+// through the authorization endpoint, at the client: with form-action 'self'
+// alone the browser blocks that last redirect and the user stays on the form.
+func (h *Handler) allowReturnTo(w http.ResponseWriter, r *http.Request, t *ciam.Tenant, next string) {
+	prefix := "/t/" + t.Slug + "/authorize?"
+	if !strings.HasPrefix(next, prefix) {
+		return
+	}
+	q, err := url.ParseQuery(strings.TrimPrefix(next, prefix))
+	if err != nil {
+		return
+	}
+	c, err := h.Clients.Lookup(r.Context(), t.ID, ciam.ClientID(q.Get("client_id")))
+	if err != nil {
+		return
+	}
+	if ru := q.Get("redirect_uri"); ru != "" {
+		if _, ok := oauth.MatchRedirectURI(c.RedirectURIs, ru); ok {
+			web.AllowFormAction(w, ru)
+		}
+	}
+}
+
 func (h *Handler) consentForm(w http.ResponseWriter, r *http.Request) error {
 	t, err := h.tenant(r)
 	if err != nil {
@@ -75,6 +102,7 @@ func (h *Handler) consentForm(w http.ResponseWriter, r *http.Request) error {
 		v.Scopes = append(v.Scopes, p.T(scopeMessage(sc), "Scope", sc))
 	}
 	p.Data = v
+	h.allowReturnTo(w, r, t, next)
 	return h.render(w, r, http.StatusOK, "consent", p)
 }
 

@@ -46,7 +46,7 @@ type page struct {
 	Errors map[string]string // field name -> message
 	Form   map[string]string // values to show again
 	Data   any
-	Grants []grantView // the account page's connected applications
+	Grants []grantView    // the account page's connected applications
 	params map[string]any // values for translated error messages
 }
 
@@ -137,6 +137,9 @@ func (h *Handler) newPage(r *http.Request, t *ciam.Tenant, titleID string) *page
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) error {
 	if l := r.URL.Query().Get("lang"); l == p.Lang {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
+	}
+	if next := p.Form["next"]; next != "" && p.Tenant != nil {
+		h.allowReturnTo(w, r, p.Tenant, next) // the login and sign-up forms
 	}
 	var buf bytes.Buffer
 	if err := h.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {

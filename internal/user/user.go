@@ -244,7 +244,8 @@ func (s *Service) SetName(ctx context.Context, t *ciam.Tenant, id ciam.UserID, n
 	})
 }
 
-// SetStatus disables or enables a user. Disabling ends every session of the user.
+// SetStatus disables or enables a user. Disabling ends every session and
+// revokes every refresh token of the user.
 func (s *Service) SetStatus(ctx context.Context, t *ciam.Tenant, id ciam.UserID, st ciam.UserStatus, actor string, m audit.Meta) (*ciam.User, error) {
 	typ := audit.UserEnabled
 	if st == ciam.UserDisabled {
@@ -255,7 +256,12 @@ func (s *Service) SetStatus(ctx context.Context, t *ciam.Tenant, id ciam.UserID,
 	return s.update(ctx, t, id, typ, actor, m, func(tx store.Tx, u *ciam.User) error {
 		u.Status = st
 		if st == ciam.UserDisabled {
-			_, err := tx.Sessions().RevokeAll(ctx, u.ID, "", s.Now().UTC())
+			// Disabling ends every session and every refresh token, so
+			// enabling the user later does not bring old tokens back.
+			if _, err := tx.Sessions().RevokeAll(ctx, u.ID, "", s.Now().UTC()); err != nil {
+				return err
+			}
+			_, err := tx.RefreshTokens().RevokeUser(ctx, u.ID, s.Now().UTC())
 			return err
 		}
 		return nil
