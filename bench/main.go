@@ -332,7 +332,7 @@ func runDataset(ctx context.Context, o *options, rep *report, bin, work, db, ds 
 		printHeader(os.Stdout)
 	}
 	for _, op := range ops {
-		srv, err := startServer(ctx, bin, work, prep.serverDSN, o.hashConcurrency, o.serverEnv, fmt.Sprintf("%s-%s-%s", db, ds, op))
+		srv, err := startServer(ctx, bin, work, prep.serverDSN, o.hashConcurrency, append(slices.Clone(prep.env), o.serverEnv...), fmt.Sprintf("%s-%s-%s", db, ds, op))
 		if err != nil {
 			return err
 		}

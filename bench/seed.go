@@ -3,6 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -96,6 +98,7 @@ type prepared struct {
 	data      *dataset
 	seed      seedReport
 	verify    []string // tenant slugs whose audit chain is checked after the runs
+	env       []string // settings every gatehouse process on this database needs
 	cleanup   func()
 }
 
@@ -151,6 +154,11 @@ func prepare(ctx context.Context, o *options, work, db, ds string) (*prepared, e
 		if p.serverDSN, err = withSearchPath(o.postgres, schema); err != nil {
 			return nil, err
 		}
+		// PostgreSQL deployments seal their signing keys with a key that
+		// every process on the database shares.
+		kek := make([]byte, 32)
+		_, _ = crand.Read(kek)
+		p.env = []string{"GATEHOUSE_KEY_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(kek)}
 		if st, err = postgres.Open(ctx, postgres.Config{DSN: o.postgres, Schema: schema}); err != nil {
 			return nil, err
 		}
@@ -410,7 +418,7 @@ func nilIfEmpty(b []byte) any {
 func verifySeed(ctx context.Context, bin string, p *prepared) error {
 	for _, slug := range p.verify {
 		cmd := exec.CommandContext(ctx, bin, "audit", "verify", "--tenant", slug)
-		cmd.Env = serverEnv("GATEHOUSE_DATABASE="+p.serverDSN, "GATEHOUSE_LOG_LEVEL=warn")
+		cmd.Env = serverEnv(append([]string{"GATEHOUSE_DATABASE=" + p.serverDSN, "GATEHOUSE_LOG_LEVEL=warn"}, p.env...)...)
 		out, err := cmd.CombinedOutput()
 		fmt.Printf("  check: %s", out)
 		if err != nil {
