@@ -72,6 +72,7 @@ func Dialect() sqlstore.Dialect {
 		Placeholder:   sqlstore.Dollar,
 		Classify:      classify,
 		ErrorAbortsTx: true,
+		ModifyingCTE:  true,
 		WriteTx:       sql.TxOptions{Isolation: sql.LevelReadCommitted},
 		ReadTx:        sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	}

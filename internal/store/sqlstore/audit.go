@@ -22,6 +22,12 @@ var (
 	qAuditSetHead = newQuery(`UPDATE audit_heads SET hash = ? WHERE tenant_id = ?`)
 	qAuditInsert  = newQuery(`INSERT INTO audit_events (` + auditColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	// qAuditSetHeadInsert moves the head and stores the event in one
+	// statement (PostgreSQL's data-modifying CTE), saving a round trip while
+	// the head row is locked: appends of one tenant queue on that lock.
+	qAuditSetHeadInsert = newQuery(`WITH head AS (UPDATE audit_heads SET hash = ? WHERE tenant_id = ?)
+		INSERT INTO audit_events (` + auditColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	qAuditList = newQuery(`SELECT ` + auditColumns + ` FROM audit_events
 		WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
 	qAuditListType = newQuery(`SELECT ` + auditColumns + ` FROM audit_events
@@ -54,11 +60,16 @@ func (r auditLog) Append(ctx context.Context, e *ciam.AuditEvent) error {
 	}
 	e.PrevHash = bytesOrNil(prev)
 	e.Hash = e.ComputeHash(e.PrevHash)
-	if _, err := r.exec(ctx, qAuditSetHead, e.Hash, string(r.tenant)); err != nil {
-		return r.db.wrap(err, "audit: move head to %d", e.Seq)
+	args := []any{string(e.TenantID), e.Seq, micros(e.Time), e.Type, e.ActorID, e.TargetID,
+		e.Outcome, e.RequestID, e.IP, data, nullBytes(e.PII), nullBytes(e.PrevHash), e.Hash}
+	if r.db.dialect.ModifyingCTE { // one statement for both
+		_, err = r.exec(ctx, qAuditSetHeadInsert, append([]any{e.Hash, string(r.tenant)}, args...)...)
+	} else {
+		if _, err := r.exec(ctx, qAuditSetHead, e.Hash, string(r.tenant)); err != nil {
+			return r.db.wrap(err, "audit: move head to %d", e.Seq)
+		}
+		_, err = r.exec(ctx, qAuditInsert, args...)
 	}
-	_, err = r.exec(ctx, qAuditInsert, string(e.TenantID), e.Seq, micros(e.Time), e.Type, e.ActorID, e.TargetID,
-		e.Outcome, e.RequestID, e.IP, data, nullBytes(e.PII), nullBytes(e.PrevHash), e.Hash)
 	if err != nil {
 		return r.db.wrap(err, "audit: append event %d", e.Seq)
 	}

@@ -37,6 +37,9 @@ type Dialect struct {
 	// transaction (PostgreSQL). Statements that may fail on a unique key then
 	// run inside a savepoint, so the caller's transaction stays usable.
 	ErrorAbortsTx bool
+	// ModifyingCTE is true when a WITH clause may hold an UPDATE
+	// (PostgreSQL), so two writes can go in one statement.
+	ModifyingCTE bool
 	// WriteTx and ReadTx are the options of Tx and View transactions.
 	WriteTx, ReadTx sql.TxOptions
 }
