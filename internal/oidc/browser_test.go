@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -17,22 +16,14 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/internal/client"
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 // chromium finds a Chromium (GATEHOUSE_CHROMIUM, /usr/bin/chromium or one in
 // PATH) or skips the test with a notice.
 func chromium(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("GATEHOUSE_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("NOTICE: browser test skipped: no Chromium found (apt-get install chromium, or set GATEHOUSE_CHROMIUM)")
-	return ""
+	return testenv.Chromium(t)
 }
 
 // TestBrowserCodeFlow runs the authorization code flow in a real headless

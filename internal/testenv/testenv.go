@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -214,4 +215,25 @@ func kek() []byte {
 	k := make([]byte, 32)
 	rand.Read(k)
 	return k
+}
+
+// Chromium returns the path of the Chromium the browser tests drive:
+// GATEHOUSE_CHROMIUM, /usr/bin/chromium, or chromium, chromium-browser or
+// google-chrome in PATH. Without one the test is skipped with a notice; a
+// GATEHOUSE_CHROMIUM that is not an executable fails it.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("GATEHOUSE_CHROMIUM"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("GATEHOUSE_CHROMIUM=%q is not an executable: %v", p, err)
+		}
+		return p
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("NOTICE: browser test skipped: no Chromium found. Install it (Debian/Ubuntu: apt-get install chromium) or set GATEHOUSE_CHROMIUM to the browser's path.")
+	return ""
 }

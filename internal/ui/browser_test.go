@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,23 +39,7 @@ const (
 // chromiumPath finds the browser, or skips the test with a notice.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("GATEHOUSE_CHROMIUM"); p != "" {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Fatalf("GATEHOUSE_CHROMIUM=%q is not an executable: %v", p, err)
-		}
-		return p
-	}
-	if _, err := exec.LookPath("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("NOTICE: browser test skipped: no Chromium found. Install it (Debian/Ubuntu: apt-get install chromium) " +
-		"or set GATEHOUSE_CHROMIUM to the browser's path.")
-	return ""
+	return testenv.Chromium(t)
 }
 
 // browser is one person's browser: a tab in a Chromium with a fresh profile,

@@ -172,16 +172,7 @@ func prerequisites(t *testing.T) (string, map[string]string) {
 // PATH) or skips the test with a notice.
 func chromium(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("GATEHOUSE_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("NOTICE: JavaScript interop test skipped: no Chromium found (apt-get install chromium, or set GATEHOUSE_CHROMIUM)")
-	return ""
+	return testenv.Chromium(t)
 }
 
 func TestJSClients(t *testing.T) {
