@@ -63,10 +63,7 @@ func TestBrowserCodeFlow(t *testing.T) {
 	defer os.RemoveAll(profile)
 	life, stop := context.WithTimeout(context.Background(), 90*time.Second)
 	defer stop()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(life, chromedp.ExecPath(exe), chromedp.UserDataDir(profile),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-extensions", true), chromedp.Flag("disable-dev-shm-usage", true))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(life, testenv.ChromiumOptions(exe, profile)...)
 	defer cancelAlloc()
 	ctx, closeTab := chromedp.NewContext(alloc)
 	defer closeTab()

@@ -68,28 +68,10 @@ func startChromium(t *testing.T, e *testenv.Env, exe, name string) *browser {
 	// The context of the first Run owns the browser: it lives at most this long.
 	life, endLife := context.WithTimeout(context.Background(), startTimeout+browserTimeout)
 	t.Cleanup(endLife)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life,
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(profile),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		// Chromium phones home unless told not to; the test network is closed.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-breakpad", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("lang", "en-US"),
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life, append(testenv.ChromiumOptions(exe, profile),
 		chromedp.WindowSize(1280, 900),
 		chromedp.CombinedOutput(lockedWriter{&outputMu, &output}),
-	)
+	)...)
 	t.Cleanup(cancelAlloc) // kills Chromium and waits for it; then the profile goes
 	tab, closeTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(closeTab)

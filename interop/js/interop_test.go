@@ -231,10 +231,7 @@ func TestJSClients(t *testing.T) {
 	defer os.RemoveAll(profile)
 	life, stop := context.WithTimeout(ctx, 3*time.Minute)
 	defer stop()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(life, chromedp.ExecPath(exe), chromedp.UserDataDir(profile),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-extensions", true), chromedp.Flag("disable-dev-shm-usage", true))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(life, testenv.ChromiumOptions(exe, profile)...)
 	defer cancelAlloc()
 	browser, closeBrowser := chromedp.NewContext(alloc)
 	defer closeBrowser()
