@@ -145,49 +145,36 @@ func tenantFlags(f *pflag.FlagSet) func() tenant.Settings {
 func (a *app) tenantCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tenant", Short: "Create, list and update tenants"}
 
-	create := &cobra.Command{
-		Use: "create SLUG", Short: "Create a tenant", Args: cobra.ExactArgs(1),
-	}
-	createSettings := tenantFlags(create.Flags())
-	a.addOutput(create)
-	create.RunE = func(cmd *cobra.Command, args []string) error {
-		if v, _ := cmd.Flags().GetString("signup"); cmd.Flags().Changed("signup") && v != "open" && v != "closed" {
-			return fmt.Errorf("--signup %q: want open or closed", v)
-		}
-		return a.withServer(cmd.Context(), func(srv *server.Server, _ store.Store) error {
-			t, err := srv.Tenants.Create(cmd.Context(), args[0], createSettings(), "cli", cliMeta)
-			if err != nil {
-				return err
+	// write builds tenant create and update, which share every setting flag.
+	write := func(use, short, verb string, apply func(ctx context.Context, srv *server.Server, slug string, s tenant.Settings) (*ciam.Tenant, error)) *cobra.Command {
+		c := &cobra.Command{Use: use + " SLUG", Short: short, Args: cobra.ExactArgs(1)}
+		settings := tenantFlags(c.Flags())
+		a.addOutput(c)
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if v, _ := cmd.Flags().GetString("signup"); cmd.Flags().Changed("signup") && v != "open" && v != "closed" {
+				return fmt.Errorf("--signup %q: want open or closed", v)
 			}
-			return a.emit(toTenantJSON(t), func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "created tenant %s (%s)\n", t.Slug, t.ID)
-				for _, warn := range tenant.Warnings(t) {
-					fmt.Fprintf(w, "warning: %s\n", warn)
+			return a.withServer(cmd.Context(), func(srv *server.Server, _ store.Store) error {
+				t, err := apply(cmd.Context(), srv, args[0], settings())
+				if err != nil {
+					return err
 				}
+				return a.emit(toTenantJSON(t), func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "%s tenant %s (%s)\n", verb, t.Slug, t.ID)
+					for _, warn := range tenant.Warnings(t) {
+						fmt.Fprintf(w, "warning: %s\n", warn)
+					}
+				})
 			})
-		})
-	}
-
-	update := &cobra.Command{Use: "update SLUG", Short: "Change a tenant's settings", Args: cobra.ExactArgs(1)}
-	updateSettings := tenantFlags(update.Flags())
-	a.addOutput(update)
-	update.RunE = func(cmd *cobra.Command, args []string) error {
-		if v, _ := cmd.Flags().GetString("signup"); cmd.Flags().Changed("signup") && v != "open" && v != "closed" {
-			return fmt.Errorf("--signup %q: want open or closed", v)
 		}
-		return a.withServer(cmd.Context(), func(srv *server.Server, _ store.Store) error {
-			t, err := srv.Tenants.Update(cmd.Context(), args[0], updateSettings(), "cli", cliMeta)
-			if err != nil {
-				return err
-			}
-			return a.emit(toTenantJSON(t), func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "updated tenant %s\n", t.Slug)
-				for _, warn := range tenant.Warnings(t) {
-					fmt.Fprintf(w, "warning: %s\n", warn)
-				}
-			})
-		})
+		return c
 	}
+	create := write("create", "Create a tenant", "created", func(ctx context.Context, srv *server.Server, slug string, s tenant.Settings) (*ciam.Tenant, error) {
+		return srv.Tenants.Create(ctx, slug, s, "cli", cliMeta)
+	})
+	update := write("update", "Change a tenant's settings", "updated", func(ctx context.Context, srv *server.Server, slug string, s tenant.Settings) (*ciam.Tenant, error) {
+		return srv.Tenants.Update(ctx, slug, s, "cli", cliMeta)
+	})
 
 	list := &cobra.Command{Use: "list", Short: "List tenants", Args: cobra.NoArgs}
 	a.addOutput(list)
