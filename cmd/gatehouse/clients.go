@@ -81,6 +81,7 @@ func (a *app) clientCmd() *cobra.Command {
 	f.DurationVar(&in.RefreshIdleTTL, "refresh-idle-ttl", 0, "refresh token idle lifetime (default 336h)")
 	f.DurationVar(&in.RefreshMaxTTL, "refresh-max-ttl", 0, "refresh token absolute lifetime (default 2160h)")
 	f.BoolVar(&in.RefreshWithSession, "refresh-ends-with-session", false, "refresh tokens end when the browser session ends")
+	f.StringVar(&in.BackchannelLogoutURI, "backchannel-logout-uri", "", "where a logout token is posted when a session the client was issued tokens for ends (OpenID Connect Back-Channel Logout)")
 	create.RunE = func(cmd *cobra.Command, _ []string) error {
 		if grants != "" {
 			in.GrantTypes = splitList(grants)

@@ -55,7 +55,8 @@ func (h *Handler) metadata(t *ciam.Tenant, openid bool) map[string]any {
 		m["claims_parameter_supported"] = false
 		m["request_parameter_supported"] = false
 		m["request_uri_parameter_supported"] = false
-		m["backchannel_logout_supported"] = false
+		m["backchannel_logout_supported"] = true
+		m["backchannel_logout_session_supported"] = true
 		m["frontchannel_logout_supported"] = false
 	}
 	return m

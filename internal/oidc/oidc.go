@@ -1,7 +1,8 @@
 // Package oidc serves each tenant's OAuth 2.1 / OpenID Connect provider under
 // its issuer {public_url}/t/{tenant}: discovery (OpenID and RFC 8414
 // metadata), the JWKS, authorize, token, userinfo, introspection (RFC 7662),
-// revocation (RFC 7009) and RP-initiated logout. Protocol errors are RFC
+// revocation (RFC 7009), RP-initiated logout, and the delivery of
+// back-channel logout tokens queued in the outbox. Protocol errors are RFC
 // 6749 errors through package oauth; tokens come from package token. The
 // login and consent pages it sends browsers to belong to package ui.
 package oidc
@@ -46,6 +47,8 @@ type Handler struct {
 	TrustedProxies []netip.Prefix
 	// Now is the clock; when nil, the token service's clock (else time.Now).
 	Now func() time.Time
+	// Backchannel posts back-channel logout tokens; nil means BackchannelClient().
+	Backchannel *http.Client
 
 	mu        sync.Mutex
 	discovery map[discoveryKey][]byte

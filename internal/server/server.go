@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/consent"
 	"github.com/gatehouse-id/gatehouse/internal/keys"
 	"github.com/gatehouse-id/gatehouse/internal/oidc"
+	"github.com/gatehouse-id/gatehouse/internal/outbox"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/tenant"
@@ -51,6 +52,9 @@ type Config struct {
 	Version string
 	// KEK is the 32-byte key-encryption key that seals signing keys at rest.
 	KEK []byte
+	// OutboxPoll is how often the outbox worker looks for due messages
+	// (default outbox.DefaultPoll).
+	OutboxPoll time.Duration
 }
 
 // Server is a wired Gatehouse.
@@ -69,6 +73,7 @@ type Server struct {
 	Consents *consent.Service
 	Tokens   *token.Service
 	Provider *oidc.Handler
+	Outbox   *outbox.Worker
 }
 
 // New builds a server over st. It creates the built-in tenants when missing.
@@ -150,8 +155,20 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	pages.Mount(mux)
 	provider.Mount(mux)
 
+	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_outbox_deliveries_total", Help: "Outbox delivery attempts by message kind and outcome (sent, retried, dead).",
+	}, []string{"kind", "outcome"})
+	box := &outbox.Worker{
+		Store: st, Now: cfg.Now, Log: cfg.Log, Poll: cfg.OutboxPoll,
+		Deliverers: map[string]outbox.Deliverer{
+			session.KindLogoutNotice: outbox.DeliverFunc(provider.DeliverLogoutNotice),
+		},
+		Observe: func(kind, outcome string) { deliveries.WithLabelValues(kind, outcome).Inc() },
+	}
+	reg.MustRegister(deliveries, newOutboxCollector(st))
+
 	s := &Server{cfg: cfg, store: st, Tenants: tenants, Users: users, Authn: an, Sessions: sessions, Hasher: hasher, Registry: reg,
-		Clients: clients, Keys: km, Consents: consents, Tokens: tokens, Provider: provider}
+		Clients: clients, Keys: km, Consents: consents, Tokens: tokens, Provider: provider, Outbox: box}
 	ops := http.NewServeMux()
 	ops.HandleFunc("GET /healthz", s.healthz)
 	ops.HandleFunc("GET /readyz", s.readyz)
@@ -214,13 +231,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, `{"status":"ready"}`)
 }
 
-// Run runs the background jobs until ctx ends: expired sessions are swept hourly.
+// Run runs the background jobs until ctx ends: the outbox worker, and the
+// hourly sweep of ended records. It returns when both have stopped.
 func (s *Server) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Outbox.Run(ctx)
+	}()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			<-done
 			return
 		case <-t.C:
 			s.sweep(ctx)
@@ -251,12 +275,19 @@ func (s *Server) sweep(ctx context.Context) {
 	}
 }
 
+// OutboxRetention is how long sent and dead-lettered messages are kept.
+const OutboxRetention = 7 * 24 * time.Hour
+
 // sweepTenant deletes what can no longer be used: sessions, codes and
-// refresh tokens that ended more than a day ago, and spent nonces.
+// refresh tokens that ended more than a day ago, spent nonces, and outbox
+// messages finished more than OutboxRetention ago.
 func (s *Server) sweepTenant(ctx context.Context, t ciam.TenantID) error {
 	now := s.cfg.Now().UTC()
 	cutoff := now.Add(-24 * time.Hour)
 	return s.store.Tx(ctx, t, func(tx store.Tx) error {
+		if _, err := tx.Outbox().DeleteDone(ctx, now.Add(-OutboxRetention)); err != nil {
+			return err
+		}
 		if _, err := tx.Sessions().DeleteExpired(ctx, cutoff); err != nil {
 			return err
 		}

@@ -119,6 +119,9 @@ func (m *Manager) Revoke(ctx context.Context, t *ciam.Tenant, u *ciam.User, id c
 		if err := tx.Sessions().Revoke(ctx, u.ID, id, now); err != nil {
 			return err
 		}
+		if err := NotifyEnded(ctx, tx, u.ID, []ciam.SessionID{id}, now); err != nil {
+			return err
+		}
 		return audit.Record(ctx, tx, now, audit.SessionRevoked, actor, string(id), ciam.OutcomeSuccess, u, meta, "", nil)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -132,8 +135,11 @@ func (m *Manager) RevokeOthers(ctx context.Context, t *ciam.Tenant, u *ciam.User
 	now := m.Now().UTC()
 	var n int
 	err := m.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
-		var err error
-		if n, err = tx.Sessions().RevokeAll(ctx, u.ID, keep, now); err != nil || n == 0 {
+		ended, err := tx.Sessions().RevokeAll(ctx, u.ID, keep, now)
+		if n = len(ended); err != nil || n == 0 {
+			return err
+		}
+		if err := NotifyEnded(ctx, tx, u.ID, ended, now); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, now, audit.SessionRevoked, actor, "others", ciam.OutcomeSuccess, u, meta, "", map[string]string{"count": fmt.Sprint(n)})
@@ -153,6 +159,9 @@ func (m *Manager) End(ctx context.Context, t *ciam.Tenant, s *ciam.Session, meta
 			if errors.Is(err, store.ErrNotFound) {
 				return nil // already over: logging out twice is fine
 			}
+			return err
+		}
+		if err := NotifyEnded(ctx, tx, s.UserID, []ciam.SessionID{s.ID}, now); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, now, audit.Logout, string(u.ID), string(s.ID), ciam.OutcomeSuccess, u, meta, "", nil)

@@ -56,6 +56,14 @@ type System interface {
 	// DeleteSetting removes key; it reports whether it was there. Two callers
 	// racing to delete one key get exactly one true.
 	DeleteSetting(ctx context.Context, key string) (bool, error)
+	// ClaimOutbox claims up to limit pending messages of any tenant that are
+	// due at now, oldest due first: each gets Lease = lease, NextAttemptAt =
+	// until and one more attempt. Of workers racing for a message, on one
+	// node or several, exactly one claims it; a claim whose holder never
+	// finished lapses at until and the message is due again.
+	ClaimOutbox(ctx context.Context, lease string, now, until time.Time, limit int) ([]*ciam.OutboxMessage, error)
+	// OutboxCounts returns how many messages of all tenants are pending and dead.
+	OutboxCounts(ctx context.Context) (pending, dead int64, err error)
 }
 
 // Tx is one transaction scoped to one tenant.
@@ -71,6 +79,7 @@ type Tx interface {
 	RefreshTokens() RefreshTokens
 	Grants() Grants
 	Nonces() Nonces
+	Outbox() Outbox
 }
 
 // Tenants reads and writes the transaction's own tenant row.
@@ -132,8 +141,14 @@ type Sessions interface {
 	// such live session (already ended, another user's, or unknown).
 	Revoke(ctx context.Context, user ciam.UserID, id ciam.SessionID, at time.Time) error
 	// RevokeAll ends every live session of the user except keep (which may be
-	// empty) and returns how many it ended.
-	RevokeAll(ctx context.Context, user ciam.UserID, keep ciam.SessionID, at time.Time) (int, error)
+	// empty) and returns the ones it ended.
+	RevokeAll(ctx context.Context, user ciam.UserID, keep ciam.SessionID, at time.Time) ([]ciam.SessionID, error)
+	// AddClient records that client was issued a code for the session; adding
+	// a pair twice is not an error. ErrNotFound if the session or the client
+	// does not exist.
+	AddClient(ctx context.Context, session ciam.SessionID, client ciam.ClientID, at time.Time) error
+	// Clients returns the clients recorded for the sessions, by session.
+	Clients(ctx context.Context, sessions []ciam.SessionID) (map[ciam.SessionID][]ciam.ClientID, error)
 	// DeleteExpired removes sessions that ended before cutoff; it returns how many.
 	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
 }
@@ -241,4 +256,30 @@ type Nonces interface {
 	Use(ctx context.Context, namespace, value string, now, expires time.Time) error
 	// DeleteExpired removes values that expired before cutoff.
 	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// OutboxFilter selects outbox messages for List.
+type OutboxFilter struct {
+	Kind   string            // empty: every kind
+	Status ciam.OutboxStatus // empty: every status
+	Before string            // cursor: messages whose id sorts before this (newest first)
+	Limit  int               // the store caps it at 1000
+}
+
+// Outbox holds the tenant's outgoing messages.
+type Outbox interface {
+	// Add stores m as pending; ErrConflict if its id is taken.
+	Add(ctx context.Context, m *ciam.OutboxMessage) error
+	// Get returns ErrNotFound for an unknown id.
+	Get(ctx context.Context, id string) (*ciam.OutboxMessage, error)
+	// List returns messages newest first (by id, which sorts by creation
+	// only roughly; callers page with Before).
+	List(ctx context.Context, f OutboxFilter) ([]*ciam.OutboxMessage, error)
+	// Finish records the outcome of the attempt made under lease: status
+	// sent or dead (DoneAt = at), or pending again, due at next. ErrConflict
+	// if lease no longer holds the message (it lapsed and another worker
+	// claimed it, or it is finished), and nothing changes.
+	Finish(ctx context.Context, id, lease string, status ciam.OutboxStatus, at, next time.Time, lastErr string) error
+	// DeleteDone removes sent and dead messages finished before cutoff.
+	DeleteDone(ctx context.Context, cutoff time.Time) (int, error)
 }

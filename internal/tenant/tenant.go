@@ -239,6 +239,23 @@ func (svc *Service) BySlug(ctx context.Context, slug string) (*ciam.Tenant, erro
 	return t, nil
 }
 
+// ByID returns the tenant with id, read from the store (background jobs know
+// tenants by id). An unknown id is a NotFound error with code "tenant_not_found".
+func (svc *Service) ByID(ctx context.Context, id ciam.TenantID) (*ciam.Tenant, error) {
+	var t *ciam.Tenant
+	err := svc.Store.View(ctx, id, func(tx store.Tx) (err error) {
+		t, err = tx.Tenant().Get(ctx)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound(string(id))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up tenant %s: %w", id, err)
+	}
+	return t, nil
+}
+
 func (svc *Service) forget(slug string) {
 	svc.mu.Lock()
 	delete(svc.cache, slug)

@@ -237,3 +237,20 @@ func Chromium(t testing.TB) string {
 	t.Skip("NOTICE: browser test skipped: no Chromium found. Install it (Debian/Ubuntu: apt-get install chromium) or set GATEHOUSE_CHROMIUM to the browser's path.")
 	return ""
 }
+
+// DeliverOutbox runs the outbox worker until no message is due at the
+// clock's time, and returns how many delivery attempts it made.
+func (e *Env) DeliverOutbox() int {
+	e.T.Helper()
+	total := 0
+	for {
+		n, err := e.Server.Outbox.RunOnce(context.Background())
+		if err != nil {
+			e.T.Fatalf("outbox: %v", err)
+		}
+		if n == 0 {
+			return total
+		}
+		total += n
+	}
+}

@@ -69,7 +69,17 @@ func (s *Service) IssueCode(ctx context.Context, t *ciam.Tenant, r CodeRequest) 
 		AuthTime: r.Session.AuthTime, ACR: r.Session.ACR, AMR: r.Session.AMR,
 		CreatedAt: now, ExpiresAt: now.Add(CodeTTL),
 	}
-	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error { return tx.AuthCodes().Create(ctx, c) })
+	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		if err := tx.AuthCodes().Create(ctx, c); err != nil {
+			return err
+		}
+		// A client that wants back-channel logout is told when this
+		// session ends; the others cost no extra write.
+		if r.Client.BackchannelLogoutURI != "" {
+			return tx.Sessions().AddClient(ctx, r.Session.ID, r.Client.ID, now)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}

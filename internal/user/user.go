@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"golang.org/x/text/unicode/norm"
 )
@@ -258,10 +259,14 @@ func (s *Service) SetStatus(ctx context.Context, t *ciam.Tenant, id ciam.UserID,
 		if st == ciam.UserDisabled {
 			// Disabling ends every session and every refresh token, so
 			// enabling the user later does not bring old tokens back.
-			if _, err := tx.Sessions().RevokeAll(ctx, u.ID, "", s.Now().UTC()); err != nil {
+			ended, err := tx.Sessions().RevokeAll(ctx, u.ID, "", s.Now().UTC())
+			if err != nil {
 				return err
 			}
-			_, err := tx.RefreshTokens().RevokeUser(ctx, u.ID, s.Now().UTC())
+			if err := session.NotifyEnded(ctx, tx, u.ID, ended, s.Now().UTC()); err != nil {
+				return err
+			}
+			_, err = tx.RefreshTokens().RevokeUser(ctx, u.ID, s.Now().UTC())
 			return err
 		}
 		return nil
@@ -315,10 +320,13 @@ func (s *Service) ChangePassword(ctx context.Context, t *ciam.Tenant, id ciam.Us
 		if err := tx.Passwords().Set(ctx, id, hash, now); err != nil {
 			return err
 		}
-		n, err := tx.Sessions().RevokeAll(ctx, id, keep, now)
+		ended, err := tx.Sessions().RevokeAll(ctx, id, keep, now)
 		if err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, now, audit.PasswordChanged, string(id), string(id), ciam.OutcomeSuccess, u, m, "", map[string]string{"sessions_ended": fmt.Sprint(n)})
+		if err := session.NotifyEnded(ctx, tx, id, ended, now); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, now, audit.PasswordChanged, string(id), string(id), ciam.OutcomeSuccess, u, m, "", map[string]string{"sessions_ended": fmt.Sprint(len(ended))})
 	})
 }

@@ -170,6 +170,7 @@ func (t *tx) AuthCodes() store.AuthCodes         { return authCodes{t} }
 func (t *tx) RefreshTokens() store.RefreshTokens { return refreshTokens{t} }
 func (t *tx) Grants() store.Grants               { return grants{t} }
 func (t *tx) Nonces() store.Nonces               { return nonces{t} }
+func (t *tx) Outbox() store.Outbox               { return outbox{t} }
 
 func (t *tx) exec(ctx context.Context, q query, args ...any) (sql.Result, error) {
 	return t.tx.ExecContext(ctx, q.text[t.db.ph], args...)

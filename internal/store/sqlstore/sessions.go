@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
@@ -34,7 +35,15 @@ var (
 		AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?`)
 	qSessionRevokeAll = newQuery(`UPDATE sessions SET revoked_at = ?
 		WHERE tenant_id = ? AND user_id = ? AND id <> ?
-		AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?`)
+		AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?
+		RETURNING id`)
+	// The SELECT inserts nothing for a session or a client outside the
+	// tenant, so no foreign-key error aborts the transaction.
+	qSessionAddClient = newQuery(`INSERT INTO session_clients (tenant_id, session_id, client_id, created_at)
+		SELECT tenant_id, id, ?, ? FROM sessions
+		WHERE tenant_id = ? AND id = ? AND EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ?)
+		ON CONFLICT DO NOTHING`)
+	qSessionClientExists  = newQuery(`SELECT 1 FROM session_clients WHERE tenant_id = ? AND session_id = ? AND client_id = ?`)
 	qSessionDeleteExpired = newQuery(`DELETE FROM sessions
 		WHERE tenant_id = ? AND (expires_at < ? OR idle_expires_at < ? OR revoked_at < ?)`)
 )
@@ -145,15 +154,78 @@ func (r sessions) Revoke(ctx context.Context, user ciam.UserID, id ciam.SessionI
 	return nil
 }
 
-func (r sessions) RevokeAll(ctx context.Context, user ciam.UserID, keep ciam.SessionID, at time.Time) (int, error) {
+func (r sessions) RevokeAll(ctx context.Context, user ciam.UserID, keep ciam.SessionID, at time.Time) ([]ciam.SessionID, error) {
 	t := micros(at)
-	res, err := r.exec(ctx, qSessionRevokeAll, t, string(r.tenant), string(user), string(keep), t, t)
+	rows, err := r.rows(ctx, qSessionRevokeAll, t, string(r.tenant), string(user), string(keep), t, t)
 	if err != nil {
-		return 0, r.db.wrap(err, "revoke sessions of user %s", user)
+		return nil, r.db.wrap(err, "revoke sessions of user %s", user)
 	}
-	n, err := r.rowsAffected(res, "revoke sessions of user %s", user)
-	return int(n), err
+	defer rows.Close()
+	ended := []ciam.SessionID{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, r.db.wrap(err, "revoke sessions of user %s", user)
+		}
+		ended = append(ended, ciam.SessionID(id))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, r.db.wrap(err, "revoke sessions of user %s", user)
+	}
+	return ended, nil
 }
+
+func (r sessions) AddClient(ctx context.Context, session ciam.SessionID, client ciam.ClientID, at time.Time) error {
+	res, err := r.exec(ctx, qSessionAddClient, string(client), micros(at), string(r.tenant), string(session), string(r.tenant), string(client))
+	if err != nil {
+		return r.db.wrap(err, "record client %s of session %s", client, session)
+	}
+	n, err := r.rowsAffected(res, "record client %s of session %s", client, session)
+	if err != nil || n == 1 {
+		return err
+	}
+	var one int
+	if err := r.row(ctx, qSessionClientExists, string(r.tenant), string(session), string(client)).Scan(&one); err != nil {
+		return r.db.wrap(err, "record client %s of session %s", client, session)
+	}
+	return nil // recorded before
+}
+
+// Clients reads the pairs of up to maxIn sessions per query.
+func (r sessions) Clients(ctx context.Context, ids []ciam.SessionID) (map[ciam.SessionID][]ciam.ClientID, error) {
+	out := map[ciam.SessionID][]ciam.ClientID{}
+	for len(ids) > 0 {
+		part := ids[:min(len(ids), maxIn)]
+		ids = ids[len(part):]
+		args := []any{string(r.tenant)}
+		for _, id := range part {
+			args = append(args, string(id))
+		}
+		q := newQuery(`SELECT session_id, client_id FROM session_clients WHERE tenant_id = ? AND session_id IN (` +
+			strings.Repeat("?, ", len(part)-1) + `?) ORDER BY session_id, client_id`)
+		rows, err := r.rows(ctx, q, args...)
+		if err != nil {
+			return nil, r.db.wrap(err, "clients of sessions")
+		}
+		for rows.Next() {
+			var sid, cid string
+			if err := rows.Scan(&sid, &cid); err != nil {
+				rows.Close()
+				return nil, r.db.wrap(err, "clients of sessions")
+			}
+			out[ciam.SessionID(sid)] = append(out[ciam.SessionID(sid)], ciam.ClientID(cid))
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, r.db.wrap(err, "clients of sessions")
+		}
+	}
+	return out, nil
+}
+
+// maxIn bounds the values of one IN list.
+const maxIn = 500
 
 func (r sessions) DeleteExpired(ctx context.Context, cutoff time.Time) (int, error) {
 	t := micros(cutoff)

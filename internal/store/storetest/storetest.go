@@ -79,6 +79,7 @@ func cases() []testCase {
 		{"Sessions/RevokeAll", sessionsRevokeAll},
 		{"Sessions/DeleteExpired", sessionsDeleteExpired},
 		{"Sessions/UntrustedText", sessionsUntrustedText},
+		{"Sessions/Clients", sessionsClients},
 
 		{"Audit/Chain", auditChain},
 		{"Audit/ListFilter", auditListFilter},
@@ -119,6 +120,12 @@ func cases() []testCase {
 
 		{"OAuth/UntrustedText", oauthUntrustedText},
 
+		{"Outbox/AddGetList", outboxAddGetList},
+		{"Outbox/ClaimFinish", outboxClaimFinish},
+		{"Outbox/ClaimOrderAndLimit", outboxClaimOrderAndLimit},
+		{"Outbox/ConcurrentClaim", outboxConcurrentClaim},
+		{"Outbox/CountsAndDelete", outboxCountsAndDelete},
+
 		{"Settings/PutGetDelete", settingsPutGetDelete},
 		{"Settings/PutIfAbsentRace", settingsPutIfAbsentRace},
 		{"Settings/DeleteRace", settingsDeleteRace},
@@ -140,6 +147,7 @@ func cases() []testCase {
 		{"Isolation/RefreshTokens", isolationRefreshTokens},
 		{"Isolation/Grants", isolationGrants},
 		{"Isolation/Nonces", isolationNonces},
+		{"Isolation/Outbox", isolationOutbox},
 
 		{"Time/UTCRoundTrip", timeUTCRoundTrip},
 		{"Time/OAuthUTCRoundTrip", timeOAuthUTCRoundTrip},

@@ -1,0 +1,59 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/outbox"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// KindLogoutNotice is the outbox kind of a back-channel logout notice: the
+// OpenID provider tells a client, server to server, that a session it was
+// issued tokens for has ended (OpenID Connect Back-Channel Logout 1.0).
+const KindLogoutNotice = "backchannel_logout"
+
+// LogoutNotice is the payload of a KindLogoutNotice message.
+type LogoutNotice struct {
+	ClientID  ciam.ClientID  `json:"client_id"`
+	UserID    ciam.UserID    `json:"sub"`
+	SessionID ciam.SessionID `json:"sid"`
+}
+
+// NotifyEnded queues a logout notice for every client that was issued a code
+// for one of the user's ended sessions and has a back-channel logout URI.
+// Call it in the transaction that ends them, so a notice is queued exactly
+// when the session really ended; delivery happens later and never holds up
+// the user's logout.
+func NotifyEnded(ctx context.Context, tx store.Tx, user ciam.UserID, ended []ciam.SessionID, now time.Time) error {
+	if len(ended) == 0 {
+		return nil
+	}
+	bySession, err := tx.Sessions().Clients(ctx, ended)
+	if err != nil || len(bySession) == 0 {
+		return err
+	}
+	uri := map[ciam.ClientID]string{}
+	for _, sid := range ended {
+		for _, cid := range bySession[sid] {
+			u, seen := uri[cid]
+			if !seen {
+				c, err := tx.Clients().Get(ctx, cid)
+				if err != nil {
+					return fmt.Errorf("logout notice for client %s: %w", cid, err)
+				}
+				u = c.BackchannelLogoutURI
+				uri[cid] = u
+			}
+			if u == "" {
+				continue
+			}
+			if _, err := outbox.Add(ctx, tx, KindLogoutNotice, LogoutNotice{ClientID: cid, UserID: user, SessionID: sid}, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
