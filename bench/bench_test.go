@@ -4,11 +4,16 @@ package main
 // whole server in this process (so `go test -cpuprofile` sees every stack).
 // They run only when asked for with -bench; `go test ./...` runs nothing:
 //
-//	go test ./bench -run '^$' -bench . -benchtime 400x -cpu 2 -cpuprofile /tmp/cpu.out
-//	go tool pprof -top /tmp/cpu.out
+//	go test ./bench -run '^$' -bench 'Login' -benchtime 400x -cpu 2 -cpuprofile /tmp/cpu.out
+//	go test ./bench -run '^$' -bench 'ClientCredentials' -benchtime 3s -cpu 2 -cpuprofile /tmp/cpu.out
+//	go tool pprof -top -focus 'net/http.\(\*conn\).serve' /tmp/cpu.out
+//
+// The -focus keeps the server's side of the connections (the client runs in
+// the same process).
 
 import (
 	"context"
+	crand "crypto/rand"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +24,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/authn/password"
 	"github.com/gatehouse-id/gatehouse/internal/server"
+	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-id/gatehouse/internal/tenant"
 )
@@ -46,26 +52,55 @@ func BenchmarkHashVerify(b *testing.B) {
 // users seeded into the default tenant.
 func benchServer(b *testing.B, users int) (*httptest.Server, *dataset) {
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "g.db")
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	st, d, err := seedBenchDB(ctx, filepath.Join(b.TempDir(), "g.db"), users)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	if err := ensureBuiltin(ctx, st); err != nil {
+	u, _ := url.Parse("http://127.0.0.1")
+	srv, err := server.New(ctx, server.Config{PublicURL: u, KEK: benchKEK()}, st)
+	if err != nil {
 		b.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	b.Cleanup(ts.Close)
+	return ts, d
+}
+
+// benchKEK is a random key-encryption key, which seals the signing keys at
+// rest (the gatehouse command keeps one in a file beside a SQLite database).
+func benchKEK() []byte {
+	kek := make([]byte, 32)
+	_, _ = crand.Read(kek)
+	return kek
+}
+
+// seedBenchDB creates a SQLite database at path with the built-in tenants
+// and users seeded into the default tenant, and opens it.
+func seedBenchDB(ctx context.Context, path string, users int) (store.Store, *dataset, error) {
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (store.Store, *dataset, error) {
+		st.Close()
+		return nil, nil, err
+	}
+	if err := ensureBuiltin(ctx, st); err != nil {
+		return fail(err)
 	}
 	sink, err := openSQLiteSeed(path)
 	if err != nil {
-		b.Fatal(err)
+		return fail(err)
 	}
+	defer sink.close()
 	id, seq, head, err := sink.tenantHead(ctx, tenant.DefaultSlug)
 	if err != nil {
-		b.Fatal(err)
+		return fail(err)
 	}
 	hash, err := password.NewHasher(1).Hash(ctx, seedPassword)
 	if err != nil {
-		b.Fatal(err)
+		return fail(err)
 	}
 	email := func(k int) string { return fmt.Sprintf("login%d@example.com", k) }
 	dt := &seedTenant{id: id, slug: tenant.DefaultSlug, headSeq: seq, headHash: head}
@@ -73,20 +108,12 @@ func benchServer(b *testing.B, users int) (*httptest.Server, *dataset) {
 		dt.emails = append(dt.emails, email(k))
 	}
 	if _, err := seedAll(ctx, sink, []*seedTenant{dt}, hash); err != nil {
-		b.Fatal(err)
+		return fail(err)
 	}
-	sink.close()
-	u, _ := url.Parse("http://127.0.0.1")
-	srv, err := server.New(ctx, server.Config{PublicURL: u}, st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	b.Cleanup(ts.Close)
-	return ts, &dataset{
+	return st, &dataset{
 		signupSlugs: []string{tenant.DefaultSlug},
 		logins:      []loginTenant{{slug: tenant.DefaultSlug, emails: email, n: users}},
-	}
+	}, nil
 }
 
 // BenchmarkLogin is one whole login as the load generator does it (GET the

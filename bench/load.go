@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -30,11 +31,11 @@ type runResult struct {
 	WindowSecs float64        `json:"window_seconds"`
 	Completed  int            `json:"completed"` // successful operations in the window
 	OpsPerSec  float64        `json:"ops_per_second"`
-	P50ms      float64        `json:"p50_ms"` // POST latency of successful operations
+	P50ms      float64        `json:"p50_ms"` // latency of successful operations (sample.lat)
 	P90ms      float64        `json:"p90_ms"`
 	P99ms      float64        `json:"p99_ms"`
 	MaxMs      float64        `json:"max_ms"`
-	GetP50ms   float64        `json:"get_p50_ms"` // the GET of the form before each POST
+	GetP50ms   float64        `json:"get_p50_ms"` // the GET before each POST (form, or authorization request)
 	GetP99ms   float64        `json:"get_p99_ms"`
 	Errors     int            `json:"errors"`
 	ErrorsBy   map[string]int `json:"errors_by,omitempty"`
@@ -44,8 +45,11 @@ type runResult struct {
 	RSSMB       float64 `json:"server_rss_mb"`
 	StartRSSMB  float64 `json:"server_start_rss_mb"`
 	ServerCores float64 `json:"server_cores_busy"`
-	ClientCores float64 `json:"client_cores_busy"`
 	ServerCPUms float64 `json:"server_cpu_ms_per_op"`
+	// ClientCores is the load generator's own CPU (this process) during
+	// the window, and ClientCPUus the same per successful operation.
+	ClientCores float64 `json:"client_cores_busy"`
+	ClientCPUus float64 `json:"client_cpu_us_per_op"`
 	// OtherCores is what the rest of the machine (neither this server nor
 	// the load generator) used during the window; more than ~0.1 means the
 	// figures are disturbed by other work.
@@ -64,11 +68,15 @@ type runResult struct {
 	PerfData string `json:"perf_data,omitempty"`
 }
 
-// sample is one finished operation.
+// sample is one finished operation. lat is the latency the p50 and p99
+// columns report: the POST of a form, or the one request of an OAuth
+// operation (the whole round trip for the authorization-code flow); get is
+// the GET before it (the form, or the authorization request), when there is
+// one.
 type sample struct {
-	end       time.Time
-	post, get time.Duration
-	err       string // "" on success
+	end      time.Time
+	lat, get time.Duration
+	err      string // "" on success
 }
 
 var csrfPattern = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
@@ -190,7 +198,7 @@ func (c *client) signup(ctx context.Context, d *dataset) sample {
 	t2 := time.Now()
 	err = c.post(ctx, "/t/"+slug+"/signup", slug, form)
 	t3 := time.Now()
-	s := sample{end: t3, get: t1.Sub(t0), post: t3.Sub(t2)}
+	s := sample{end: t3, get: t1.Sub(t0), lat: t3.Sub(t2)}
 	if err != nil {
 		s.err = err.Error()
 	}
@@ -200,8 +208,13 @@ func (c *client) signup(ctx context.Context, d *dataset) sample {
 // login is GET /t/{t}/login for a CSRF token (a successful login rotates the
 // CSRF cookie, and a browser opens the page first anyway), then the POST.
 func (c *client) login(ctx context.Context, d *dataset) sample {
-	c.freshJar()
 	slug, email := d.loginUser(c.r)
+	return c.loginAs(ctx, slug, email)
+}
+
+// loginAs logs email in to tenant slug in a fresh browser session.
+func (c *client) loginAs(ctx context.Context, slug, email string) sample {
+	c.freshJar()
 	t0 := time.Now()
 	tok, err := c.form(ctx, "/t/"+slug+"/login")
 	t1 := time.Now()
@@ -212,7 +225,7 @@ func (c *client) login(ctx context.Context, d *dataset) sample {
 	t2 := time.Now()
 	err = c.post(ctx, "/t/"+slug+"/login", slug, form)
 	t3 := time.Now()
-	s := sample{end: t3, get: t1.Sub(t0), post: t3.Sub(t2)}
+	s := sample{end: t3, get: t1.Sub(t0), lat: t3.Sub(t2)}
 	if err != nil {
 		s.err = err.Error()
 	}
@@ -243,12 +256,32 @@ func netErr(err error) string {
 
 var runCounter atomic.Int64
 
+// worker is one client goroutine of a level: do runs one operation and is
+// called in a loop until the window ends; done, when set, runs after.
+type worker struct {
+	do   func(ctx context.Context) sample
+	done func()
+}
+
+// pagesWorkers makes the hosted-page clients of one level: each has its own
+// connection and a fresh cookie jar per operation.
+func pagesWorkers(srv *serverProc, d *dataset, op string) func(i int) worker {
+	runID := fmt.Sprintf("%d%03d", time.Now().Unix()%1_000_000, runCounter.Add(1))
+	return func(i int) worker {
+		cl := newClient(srv.base, i, runID)
+		do := cl.login
+		if op == "signup" {
+			do = cl.signup
+		}
+		return worker{do: func(ctx context.Context) sample { return do(ctx, d) }, done: cl.hc.CloseIdleConnections}
+	}
+}
+
 // runLevel runs c clients for the warm-up plus the measured window and
 // returns the figures of the window: operations that finished inside it.
 // Clients start no operation after the window; the ones in flight finish
 // (and are not counted) so that the next level starts on an idle server.
-func runLevel(ctx context.Context, o *options, srv *serverProc, d *dataset, db, ds, op string, c int) (*runResult, error) {
-	runID := fmt.Sprintf("%d%03d", time.Now().Unix()%1_000_000, runCounter.Add(1))
+func runLevel(ctx context.Context, o *options, srv *serverProc, db, ds, op string, c int, newWorker func(i int) worker) (*runResult, error) {
 	start := time.Now()
 	winStart := start.Add(o.warmup)
 	winEnd := winStart.Add(o.duration)
@@ -278,22 +311,27 @@ func runLevel(ctx context.Context, o *options, srv *serverProc, d *dataset, db, 
 		pg1 = commCPUSeconds("postgres")
 	}()
 
+	// One deadline for every request of the level, rather than a timer per
+	// request (http.Client.Timeout starts a goroutine and a timer for each):
+	// a request still running a minute after the window is a timeout.
+	lctx, cancel := context.WithDeadline(ctx, winEnd.Add(time.Minute))
+	defer cancel()
+	// Fewer collections: the load generator's CPU is taken from the server.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+
 	results := make([][]sample, c)
 	var wg sync.WaitGroup
 	for i := range c {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := newClient(srv.base, i, runID)
-			defer cl.hc.CloseIdleConnections()
+			w := newWorker(i)
+			if w.done != nil {
+				defer w.done()
+			}
 			var out []sample
 			for time.Now().Before(winEnd) && ctx.Err() == nil {
-				var s sample
-				if op == "signup" {
-					s = cl.signup(ctx, d)
-				} else {
-					s = cl.login(ctx, d)
-				}
+				s := w.do(lctx)
 				out = append(out, s)
 				if s.err != "" {
 					time.Sleep(10 * time.Millisecond) // no hot loop against a failing server
@@ -312,7 +350,7 @@ func runLevel(ctx context.Context, o *options, srv *serverProc, d *dataset, db, 
 	}
 
 	r := &runResult{DB: db, Op: op, Clients: c, WindowSecs: o.duration.Seconds(), ErrorsBy: map[string]int{}, PerfData: perfOut}
-	var post, get []time.Duration
+	var lat, get []time.Duration
 	for _, out := range results {
 		for _, s := range out {
 			if s.end.Before(winStart) || s.end.After(winEnd) {
@@ -327,15 +365,15 @@ func runLevel(ctx context.Context, o *options, srv *serverProc, d *dataset, db, 
 				continue
 			}
 			r.Completed++
-			post = append(post, s.post)
+			lat = append(lat, s.lat)
 		}
 	}
 	r.OpsPerSec = float64(r.Completed) / o.duration.Seconds()
-	slices.Sort(post)
+	slices.Sort(lat)
 	slices.Sort(get)
-	r.P50ms, r.P90ms, r.P99ms = pct(post, 50), pct(post, 90), pct(post, 99)
-	if len(post) > 0 {
-		r.MaxMs = ms(post[len(post)-1])
+	r.P50ms, r.P90ms, r.P99ms = pct(lat, 50), pct(lat, 90), pct(lat, 99)
+	if len(lat) > 0 {
+		r.MaxMs = ms(lat[len(lat)-1])
 	}
 	r.GetP50ms, r.GetP99ms = pct(get, 50), pct(get, 99)
 	r.PeakRSSMB, r.RSSMB, r.StartRSSMB = srv.status("VmHWM"), srv.status("VmRSS"), srv.startMB
@@ -346,6 +384,9 @@ func runLevel(ctx context.Context, o *options, srv *serverProc, d *dataset, db, 
 		}
 	}
 	r.ClientCores = (selfCPU1 - selfCPU0) / o.duration.Seconds()
+	if r.Completed > 0 {
+		r.ClientCPUus = (selfCPU1 - selfCPU0) * 1e6 / float64(r.Completed)
+	}
 	r.PostgresCores = cpuDelta(pg0, pg1) / o.duration.Seconds()
 	if allCPU0 >= 0 && allCPU1 >= 0 {
 		r.OtherCores = max(0, (allCPU1-allCPU0)/o.duration.Seconds()-r.ServerCores-r.ClientCores-r.PostgresCores)

@@ -1,15 +1,19 @@
 // Command bench is Gatehouse's load generator. It builds the gatehouse
 // binary, runs `gatehouse serve` as a separate process on SQLite and on
 // PostgreSQL, seeds the database straight through SQL (empty, or many
-// tenants and users), and drives the hosted sign-up and login pages with N
-// concurrent cookie-jar clients. It prints throughput, p50/p99 latency,
-// errors by cause and the server's peak RSS for every run, and compares them
-// with the targets. It reports; it never fails on a figure.
+// tenants and users), and drives it with N concurrent clients: the hosted
+// sign-up and login pages (suite "pages"), or the OAuth 2.0 / OpenID Connect
+// endpoints (suite "oidc": client credentials, introspection, userinfo,
+// refresh rotation, discovery, JWKS and the authorization-code round trip).
+// It prints throughput, p50/p99 latency, errors by cause, CPU and the
+// server's peak RSS for every run, and compares them with the targets. It
+// reports; it never fails on a figure.
 //
 // Run it from the repository root:
 //
 //	go run ./bench -quick
 //	go run ./bench -postgres "$GATEHOUSE_TEST_POSTGRES" -json bench.json
+//	go run ./bench -suite oidc -quick
 //
 // See bench/README.md for what each figure means.
 package main
@@ -23,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +42,21 @@ const (
 	targetClients      = 256
 )
 
+// Suites.
+const (
+	suitePages = "pages"
+	suiteOIDC  = "oidc"
+)
+
+// suiteDefaults are each suite's operations, client levels and datasets
+// when the flags do not name them.
+var suiteDefaults = map[string]struct{ ops, clients, datasets string }{
+	suitePages: {"signup,login", "4,32,256", "empty,seeded"},
+	suiteOIDC:  {strings.Join(oidcOps, ","), "32", "empty"},
+}
+
 type options struct {
+	suite           string
 	dbs             []string
 	ops             []string
 	clients         []int
@@ -61,6 +80,7 @@ type options struct {
 	retries         int
 	serverEnv       []string
 	datasets        []string
+	cpuProfile      string
 }
 
 // disturbed is how much CPU other processes may use during a window before
@@ -71,9 +91,10 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	o := &options{}
 	var dbs, ops, clients string
+	fs.StringVar(&o.suite, "suite", suitePages, "what to load: pages (hosted sign-up and login) or oidc (the OAuth/OpenID Connect endpoints)")
 	fs.StringVar(&dbs, "db", "sqlite,postgres", "databases to run: sqlite,postgres")
-	fs.StringVar(&ops, "ops", "signup,login", "operations to run: signup,login")
-	fs.StringVar(&clients, "clients", "4,32,256", "concurrent clients per level, run in increasing order")
+	fs.StringVar(&ops, "ops", "", "operations to run (default: all of the suite): signup,login for pages; "+strings.Join(oidcOps, ",")+" for oidc")
+	fs.StringVar(&clients, "clients", "", "concurrent clients per level, run in increasing order (default 4,32,256 for pages, 32 for oidc)")
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "measured time per level (after the warm-up)")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "warm-up per level, not counted")
 	fs.BoolVar(&o.seed, "seed", true, "also run on a seeded database (-seed=false: the empty database only)")
@@ -92,8 +113,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.quietWait, "quiet-wait", 3*time.Minute, "before each level, wait up to this long for other processes to use under 0.25 cores (0: do not wait)")
 	fs.IntVar(&o.retries, "retries", 2, "run a level again up to this many times when other processes used more than 0.15 cores during its window; the least disturbed run is kept")
 	var senv, datasets string
-	fs.StringVar(&datasets, "datasets", "empty,seeded", "datasets to run: empty,seeded (-seed=false drops seeded)")
+	fs.StringVar(&datasets, "datasets", "", "datasets to run: empty,seeded (default empty,seeded for pages, empty for oidc; -seed=false drops seeded)")
 	fs.StringVar(&senv, "server-env", "", "extra environment of the server process, comma-separated KEY=VALUE (e.g. GOMAXPROCS=3,GOGC=200), for experiments")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself (not the server) to this file")
 	fs.BoolVar(&o.seedOnly, "seed-only", false, "prepare and seed the databases, check them, print the seeding times, and run no load")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -103,6 +125,19 @@ func parseFlags(args []string) (*options, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	def, ok := suiteDefaults[o.suite]
+	if !ok {
+		return nil, fmt.Errorf("-suite: unknown suite %q (want pages, oidc)", o.suite)
+	}
+	if !set["ops"] {
+		ops = def.ops
+	}
+	if !set["clients"] {
+		clients = def.clients
+	}
+	if !set["datasets"] {
+		datasets = def.datasets
+	}
 	if o.quick {
 		if !set["duration"] {
 			o.duration = 3 * time.Second
@@ -144,9 +179,10 @@ func parseFlags(args []string) (*options, error) {
 		}
 		o.dbs = append(o.dbs, d)
 	}
+	valid := strings.Split(def.ops, ",")
 	for _, op := range splitList(ops) {
-		if op != "signup" && op != "login" {
-			return nil, fmt.Errorf("-ops: unknown operation %q (want signup, login)", op)
+		if !slices.Contains(valid, op) {
+			return nil, fmt.Errorf("-ops: unknown operation %q of suite %s (want %s)", op, o.suite, def.ops)
 		}
 		o.ops = append(o.ops, op)
 	}
@@ -190,7 +226,22 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+	}
+	err = run(ctx, o)
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -216,6 +267,7 @@ type machine struct {
 }
 
 type configReport struct {
+	Suite           string   `json:"suite"`
 	DBs             []string `json:"dbs"`
 	Datasets        []string `json:"datasets"`
 	Ops             []string `json:"ops"`
@@ -237,10 +289,10 @@ func run(ctx context.Context, o *options) error {
 		Started: start,
 		Machine: machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Kernel: kernel(), CPUModel: cpuModel()},
 		Config: configReport{
-			DBs: o.dbs, Datasets: o.datasets, Ops: o.ops, Clients: o.clients,
+			Suite: o.suite, DBs: o.dbs, Datasets: o.datasets, Ops: o.ops, Clients: o.clients,
 			DurationSecs: o.duration.Seconds(), WarmupSecs: o.warmup.Seconds(),
 			EmptyLoginUsers: o.emptyLoginUsers, HashConcurrency: o.hashConcurrency, ServerEnv: o.serverEnv, Quick: o.quick,
-			LatencyMeasures: "the POST only (the GET of the form before it is timed separately as get_p50/get_p99); ops/s counts completed GET+POST pairs",
+			LatencyMeasures: latencyMeasures[o.suite],
 		},
 	}
 	if slices.Contains(o.datasets, dsSeeded) {
@@ -275,7 +327,7 @@ func run(ctx context.Context, o *options) error {
 		fmt.Printf("built in %s\n", round(time.Since(t)))
 	}
 	fmt.Printf("machine: %d CPUs (%s), %s; client and server share the machine\n", rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.GoVersion)
-	fmt.Printf("per level: %s warm-up, %s measured; clients %v; ops %v\n\n", o.warmup, o.duration, o.clients, o.ops)
+	fmt.Printf("suite %s; per level: %s warm-up, %s measured; clients %v; ops %v\n\n", o.suite, o.warmup, o.duration, o.clients, o.ops)
 
 	for _, db := range o.dbs {
 		if db == "postgres" && o.postgres == "" {
@@ -311,6 +363,31 @@ func run(ctx context.Context, o *options) error {
 	return nil
 }
 
+// latencyMeasures says, per suite, what p50 and p99 measure (in the JSON).
+var latencyMeasures = map[string]string{
+	suitePages: "the POST only (the GET of the form before it is timed separately as get_p50/get_p99); ops/s counts completed GET+POST pairs",
+	suiteOIDC: "the one request of the operation; for code, the whole round trip (authorize GET + token POST), with the authorize " +
+		"step alone as get_p50/get_p99; ops/s counts successful operations",
+}
+
+// loadSuite makes the load of one operation against a running server.
+type loadSuite interface {
+	// setup prepares op for up to n clients on a server just started; it is
+	// not measured.
+	setup(ctx context.Context, srv *serverProc, op string, n int) error
+	// workers returns the client goroutines of one level.
+	workers(srv *serverProc, op string) func(i int) worker
+}
+
+// pagesSuite drives the hosted sign-up and login pages.
+type pagesSuite struct{ d *dataset }
+
+func (pagesSuite) setup(context.Context, *serverProc, string, int) error { return nil }
+
+func (p pagesSuite) workers(srv *serverProc, op string) func(i int) worker {
+	return pagesWorkers(srv, p.d, op)
+}
+
 // runDataset prepares one fresh database, then runs every operation against
 // a server started afresh for it, so each operation's peak RSS is its own.
 func runDataset(ctx context.Context, o *options, rep *report, bin, work, db, ds string) error {
@@ -326,9 +403,29 @@ func runDataset(ctx context.Context, o *options, rep *report, bin, work, db, ds 
 	printSeed(os.Stdout, prep.seed)
 	fmt.Println()
 	ops := o.ops
-	if o.seedOnly {
+	var suite loadSuite = pagesSuite{prep.data}
+	switch {
+	case o.seedOnly:
 		ops = nil
-	} else {
+	case o.suite == suiteOIDC:
+		s, err := newOIDCSuite(ctx, bin, prep)
+		if err != nil {
+			return err
+		}
+		// Log the users in on a server of their own: the password hashes
+		// then count in no operation's CPU or peak RSS.
+		srv, err := startServer(ctx, bin, work, prep.serverDSN, o.hashConcurrency, append(slices.Clone(prep.env), o.serverEnv...), fmt.Sprintf("%s-%s-logins", db, ds))
+		if err != nil {
+			return err
+		}
+		err = s.loginAll(ctx, srv.base, slices.Max(o.clients))
+		_ = srv.stop()
+		if err != nil {
+			return fmt.Errorf("log the users in: %w (server log %s)", err, srv.logPath)
+		}
+		suite = s
+	}
+	if len(ops) > 0 {
 		printHeader(os.Stdout)
 	}
 	for _, op := range ops {
@@ -336,34 +433,12 @@ func runDataset(ctx context.Context, o *options, rep *report, bin, work, db, ds 
 		if err != nil {
 			return err
 		}
-		for _, c := range o.clients {
-			if err := ctx.Err(); err != nil {
-				srv.stop()
-				return err
-			}
-			var r *runResult
-			for attempt := 1; attempt <= 1+o.retries; attempt++ {
-				waited, other := waitQuiet(ctx, o.quietWait, srv.pid)
-				a, err := runLevel(ctx, o, srv, prep.data, db, ds, op, c)
-				if err != nil {
-					srv.stop()
-					return err
-				}
-				a.QuietWaitSecs, a.OtherBeforeCores, a.Attempts = waited.Seconds(), other, attempt
-				if r == nil || a.OtherCores < r.OtherCores {
-					r = a
-				}
-				if a.OtherCores <= disturbed || attempt > o.retries {
-					break
-				}
-				fmt.Printf("  (%s clients: other processes used %.2f cores during the window (%.1f ops/s); running the level again)\n", fmt.Sprint(c), a.OtherCores, a.OpsPerSec)
-			}
-			r.Dataset = datasetLabel(ds, o)
-			rep.Runs = append(rep.Runs, r)
-			printRow(os.Stdout, r)
+		err = runOp(ctx, o, rep, suite, srv, db, ds, op)
+		if serr := srv.stop(); serr != nil {
+			fmt.Printf("  (server exit: %v; log %s)\n", serr, srv.logPath)
 		}
-		if err := srv.stop(); err != nil {
-			fmt.Printf("  (server exit: %v; log %s)\n", err, srv.logPath)
+		if err != nil {
+			return fmt.Errorf("%s: %w (server log %s)", op, err, srv.logPath)
 		}
 	}
 	if o.verify {
@@ -373,6 +448,39 @@ func runDataset(ctx context.Context, o *options, rep *report, bin, work, db, ds 
 		}
 	}
 	fmt.Println()
+	return nil
+}
+
+// runOp sets op up on srv and runs its levels, each up to 1+retries times
+// when other processes disturbed it, keeping the least disturbed attempt.
+func runOp(ctx context.Context, o *options, rep *report, suite loadSuite, srv *serverProc, db, ds, op string) error {
+	if err := suite.setup(ctx, srv, op, slices.Max(o.clients)); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	for _, c := range o.clients {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var r *runResult
+		for attempt := 1; attempt <= 1+o.retries; attempt++ {
+			waited, other := waitQuiet(ctx, o.quietWait, srv.pid)
+			a, err := runLevel(ctx, o, srv, db, ds, op, c, suite.workers(srv, op))
+			if err != nil {
+				return err
+			}
+			a.QuietWaitSecs, a.OtherBeforeCores, a.Attempts = waited.Seconds(), other, attempt
+			if r == nil || a.OtherCores < r.OtherCores {
+				r = a
+			}
+			if a.OtherCores <= disturbed || attempt > o.retries {
+				break
+			}
+			fmt.Printf("  (%d clients: other processes used %.2f cores during the window (%.1f ops/s); running the level again)\n", c, a.OtherCores, a.OpsPerSec)
+		}
+		r.Dataset = datasetLabel(ds, o)
+		rep.Runs = append(rep.Runs, r)
+		printRow(os.Stdout, r)
+	}
 	return nil
 }
 
