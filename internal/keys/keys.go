@@ -94,6 +94,8 @@ type Manager struct {
 	tenants map[ciam.TenantID]*keySet
 	seq     atomic.Uint64  // numbers key-set loads, in the order they start
 	locks   [64]sync.Mutex // serialise loads and writes of one tenant's keys
+
+	verified verifiedCache
 }
 
 // maxCachedTenants bounds the key-set cache; past it the cache starts afresh.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -37,10 +38,20 @@ const maxTokenBytes = 64 << 10
 // ErrUnknownKey, ErrSignature or ErrType (wrapped with detail), or a store
 // error when the keys cannot be loaded. Times, issuer and audience are the
 // caller's to check (see CheckTimes).
+//
+// A token that verified once is remembered (up to maxVerified tokens), so
+// the resource servers that introspect the same access token again and
+// again, and userinfo, pay for the signature check once; the header checks
+// and the key's publication are still checked on every call.
 func (m *Manager) Verify(ctx context.Context, tenant ciam.TenantID, token string, typ string, claims any) (string, error) {
 	start := m.seq.Load()
 	if len(token) == 0 || len(token) > maxTokenBytes {
 		return "", ErrMalformed
+	}
+	if v, ok := m.verified.get(tenant, token); ok {
+		if kid, err := m.reuse(ctx, tenant, v, typ, claims); err == nil || !errors.Is(err, ErrUnknownKey) {
+			return kid, err
+		}
 	}
 	algs := [...]jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA}
 	jws, err := jose.ParseSignedCompact(token, algs[:])
@@ -87,6 +98,7 @@ func (m *Manager) Verify(ctx context.Context, tenant ciam.TenantID, token string
 	if err != nil {
 		return "", ErrSignature
 	}
+	m.verified.put(tenant, token, verifiedToken{kid: k.row.ID, typ: h.ExtraHeaders[jose.HeaderType], payload: payload})
 	if claims != nil {
 		if err := json.Unmarshal(payload, claims); err != nil {
 			return "", fmt.Errorf("%w: payload: %v", ErrMalformed, err)
@@ -144,4 +156,68 @@ func CheckTimes(now, exp, nbf, iat time.Time, leeway time.Duration) error {
 		return fmt.Errorf("%w: issued in the future", ErrNotYetValid)
 	}
 	return nil
+}
+
+// maxVerified bounds the tokens remembered as verified; past it the memory
+// starts afresh.
+const maxVerified = 20_000
+
+// verifiedToken is what a verified token's checks need again.
+type verifiedToken struct {
+	kid     string
+	typ     any
+	payload []byte
+}
+
+// verifiedCache remembers tokens whose signature checked out, by tenant and
+// the whole token string, so any change to a token misses it.
+type verifiedCache struct {
+	mu sync.RWMutex
+	m  map[verifiedKey]verifiedToken
+}
+
+type verifiedKey struct {
+	tenant ciam.TenantID
+	token  string
+}
+
+func (c *verifiedCache) get(tenant ciam.TenantID, token string) (verifiedToken, bool) {
+	c.mu.RLock()
+	v, ok := c.m[verifiedKey{tenant, token}]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *verifiedCache) put(tenant ciam.TenantID, token string, v verifiedToken) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = make(map[verifiedKey]verifiedToken, 1024)
+	}
+	c.m[verifiedKey{tenant, token}] = v
+	c.mu.Unlock()
+}
+
+// reuse answers Verify for a token verified before: the type must match and
+// the key must still be published.
+func (m *Manager) reuse(ctx context.Context, tenant ciam.TenantID, v verifiedToken, typ string, claims any) (string, error) {
+	if !typMatches(v.typ, typ) {
+		return "", fmt.Errorf("%w: want %q", ErrType, typ)
+	}
+	cfg, err := m.config()
+	if err != nil {
+		return "", err
+	}
+	ks, err := m.keySet(ctx, tenant, cfg, false, 0)
+	if err != nil {
+		return "", err
+	}
+	if k := ks.byID[v.kid]; k == nil || !published(k.row, m.now()) {
+		return "", ErrUnknownKey
+	}
+	if claims != nil {
+		if err := json.Unmarshal(v.payload, claims); err != nil {
+			return "", fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+		}
+	}
+	return v.kid, nil
 }

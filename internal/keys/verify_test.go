@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -116,17 +117,30 @@ func TestVerifyRefuses(t *testing.T) {
 		{"JSON serialization", `{"payload":"` + payload + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`, TypeJWT, ErrMalformed},
 		{"too long", parts[0] + "." + strings.Repeat("A", maxTokenBytes) + "." + parts[2], TypeJWT, ErrMalformed},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+	// The second pass runs after the genuine tokens were verified (and so
+	// remembered): what was refused is still refused.
+	for pass := range 2 {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/pass%d", tc.name, pass), func(t *testing.T) {
+				var got claims
+				kid, err := m.Verify(ctx, tenant, tc.token, tc.typ, &got)
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("Verify = %q, %v; want %v", kid, err, tc.want)
+				}
+				if kid != "" || got != (claims{}) {
+					t.Fatalf("a refused token gave kid %q, claims %+v", kid, got)
+				}
+			})
+		}
+		for _, tok := range []string{good, rsGood} {
 			var got claims
-			kid, err := m.Verify(ctx, tenant, tc.token, tc.typ, &got)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("Verify = %q, %v; want %v", kid, err, tc.want)
+			if _, err := m.Verify(ctx, tenant, tok, TypeJWT, &got); err != nil || got.Sub != "u" {
+				t.Fatalf("genuine token: %+v, %v", got, err)
 			}
-			if kid != "" || got != (claims{}) {
-				t.Fatalf("a refused token gave kid %q, claims %+v", kid, got)
-			}
-		})
+		}
+		if _, err := m.Verify(ctx, other, otherTok, TypeJWT, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The genuine tokens still pass, and the payload must decode into claims.
 	if _, err := m.Verify(ctx, tenant, good, TypeJWT, nil); err != nil {

@@ -98,13 +98,6 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, t *ciam.Tenan
 		oauth.WriteBearer(w, realm, oauth.InsufficientScope("The access token lacks the openid scope."))
 		return nil
 	}
-	if _, err := h.Clients.Lookup(r.Context(), t.ID, a.ClientID); err != nil {
-		if ciam.KindOf(err) != ciam.NotFound {
-			return err
-		}
-		oauth.WriteBearer(w, realm, oauth.InvalidToken("The access token's client no longer exists."))
-		return nil
-	}
 	u, err := h.Users.Get(r.Context(), t, ciam.UserID(a.Subject))
 	if err != nil || u.Status != ciam.UserActive {
 		if err != nil && ciam.KindOf(err) != ciam.NotFound {

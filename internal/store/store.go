@@ -233,6 +233,18 @@ type RefreshTokens interface {
 	FamilyRevoked(ctx context.Context, family string) (bool, error)
 	// DeleteExpired removes tokens whose family ended before cutoff.
 	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
+	// AccessState reads in one query what decides, beyond its signature
+	// and times, whether an access token still holds: whether family (may
+	// be empty) has a revoked token, user's status (user may be empty) and
+	// whether client exists.
+	AccessState(ctx context.Context, family string, user ciam.UserID, client ciam.ClientID) (AccessState, error)
+}
+
+// AccessState is what RefreshTokens.AccessState reads.
+type AccessState struct {
+	FamilyRevoked bool
+	UserStatus    ciam.UserStatus // empty when the user does not exist or none was asked for
+	ClientExists  bool
 }
 
 // Grants holds users' consents to clients.

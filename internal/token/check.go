@@ -34,7 +34,8 @@ var errBadToken = oauth.InvalidToken("The access token is invalid, expired or re
 
 // CheckAccess verifies an access token of tenant t: signature with one of
 // the tenant's published keys, "typ" at+jwt (so an ID token is refused),
-// issuer, expiry, and that its family was not revoked.
+// issuer, expiry, that its family was not revoked, that its client still
+// exists and that its user (if any) still exists and is active.
 func (s *Service) CheckAccess(ctx context.Context, t *ciam.Tenant, token string) (*Access, error) {
 	if token == "" || len(token) > 8192 {
 		return nil, errBadToken
@@ -50,19 +51,22 @@ func (s *Service) CheckAccess(ctx context.Context, t *ciam.Tenant, token string)
 	if cl.Issuer != s.Issuer(t) || cl.Expiry == 0 || !now.Before(time.Unix(cl.Expiry, 0).Add(leeway)) || time.Unix(cl.IssuedAt, 0).After(now.Add(leeway)) {
 		return nil, errBadToken
 	}
-	if cl.Family != "" {
-		var revoked bool
-		err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
-			var err error
-			revoked, err = tx.RefreshTokens().FamilyRevoked(ctx, cl.Family)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if revoked {
-			return nil, errBadToken
-		}
+	// One query: the token's refresh family is not revoked, its client
+	// exists, and its user (none for a client's own token) is active.
+	user := ciam.UserID(cl.Subject)
+	if cl.Subject == cl.ClientID {
+		user = ""
+	}
+	var st store.AccessState
+	err := s.Store.View(ctx, t.ID, func(tx store.Tx) (err error) {
+		st, err = tx.RefreshTokens().AccessState(ctx, cl.Family, user, ciam.ClientID(cl.ClientID))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if st.FamilyRevoked || !st.ClientExists || (user != "" && st.UserStatus != ciam.UserActive) {
+		return nil, errBadToken
 	}
 	scopes, _ := oauth.ParseScope(cl.Scope)
 	return &Access{
@@ -103,13 +107,6 @@ func (s *Service) introspectAccess(ctx context.Context, t *ciam.Tenant, caller *
 	inactive := map[string]any{"active": false}
 	if a.ClientID != caller.ID && !slices.Contains(a.Audience, string(caller.ID)) {
 		return inactive, nil
-	}
-	user := ciam.UserID(a.Subject)
-	if a.Subject == string(a.ClientID) {
-		user = "" // a client_credentials token: the client's own
-	}
-	if ok, err := s.holdersLive(ctx, t, user, a.ClientID); err != nil || !ok {
-		return inactive, err
 	}
 	out := map[string]any{
 		"active": true, "token_type": "Bearer", "client_id": string(a.ClientID), "sub": a.Subject,

@@ -34,6 +34,10 @@ var (
 		WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL`)
 	qRefreshFamilyRevoked = newQuery(`SELECT 1 FROM refresh_tokens
 		WHERE tenant_id = ? AND family_id = ? AND revoked_at IS NOT NULL LIMIT 1`)
+	qRefreshAccessState = newQuery(`SELECT
+		EXISTS (SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND family_id = ? AND revoked_at IS NOT NULL),
+		COALESCE((SELECT status FROM users WHERE tenant_id = ? AND id = ?), ''),
+		EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ?)`)
 	qRefreshDeleteExpired = newQuery(`DELETE FROM refresh_tokens WHERE tenant_id = ? AND expires_at < ?`)
 )
 
@@ -183,3 +187,15 @@ func scanRefreshToken(s scanner) (*ciam.RefreshToken, error) {
 }
 
 var _ store.RefreshTokens = refreshTokens{}
+
+func (r refreshTokens) AccessState(ctx context.Context, family string, user ciam.UserID, client ciam.ClientID) (store.AccessState, error) {
+	var st store.AccessState
+	var status string
+	t := string(r.tenant)
+	err := r.row(ctx, qRefreshAccessState, t, family, t, string(user), t, string(client)).Scan(&st.FamilyRevoked, &status, &st.ClientExists)
+	if err != nil {
+		return st, r.db.wrap(err, "access token state")
+	}
+	st.UserStatus = ciam.UserStatus(status)
+	return st, nil
+}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -335,4 +336,54 @@ func refreshDeleteExpired(t *testing.T, s store.Store) {
 		}
 		return nil
 	})
+}
+
+func refreshAccessState(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newOAuthParty(t, s, "acme")
+	tn := p.tenant.ID
+	disabled := newUser(t, s, tn, "grace@example.com")
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		u, err := tx.Users().Get(ctx, disabled.ID)
+		if err != nil {
+			return err
+		}
+		u.Status = ciam.UserDisabled
+		if err := tx.Users().Update(ctx, u); err != nil {
+			return err
+		}
+		live := refreshFixture(p.client.ID, p.user.ID, p.session.ID, "live", base())
+		gone := refreshFixture(p.client.ID, p.user.ID, p.session.ID, "gone", base())
+		gone.RevokedAt = base()
+		if err := tx.RefreshTokens().Create(ctx, live); err != nil {
+			return err
+		}
+		return tx.RefreshTokens().Create(ctx, gone)
+	})
+	other := newOAuthParty(t, s, "globex")
+	for _, c := range []struct {
+		tenant ciam.TenantID
+		family string
+		user   ciam.UserID
+		client ciam.ClientID
+		want   store.AccessState
+	}{
+		{tn, "live", p.user.ID, p.client.ID, store.AccessState{UserStatus: ciam.UserActive, ClientExists: true}},
+		{tn, "gone", p.user.ID, p.client.ID, store.AccessState{FamilyRevoked: true, UserStatus: ciam.UserActive, ClientExists: true}},
+		{tn, "", "", p.client.ID, store.AccessState{ClientExists: true}},
+		{tn, "unknown", disabled.ID, p.client.ID, store.AccessState{UserStatus: ciam.UserDisabled, ClientExists: true}},
+		{tn, "", "nobody", "no-client", store.AccessState{}},
+		// Another tenant sees none of acme's rows (only its own client "app").
+		{other.tenant.ID, "gone", p.user.ID, p.client.ID, store.AccessState{ClientExists: true}},
+		{other.tenant.ID, "gone", p.user.ID, "other-app", store.AccessState{}},
+	} {
+		mustView(t, s, c.tenant, func(tx store.Tx) error {
+			got, err := tx.RefreshTokens().AccessState(ctx, c.family, c.user, c.client)
+			if err != nil {
+				return err
+			}
+			wantEqual(t, fmt.Sprintf("AccessState(%q, %q, %q)", c.family, c.user, c.client), got, c.want)
+			return nil
+		})
+	}
 }

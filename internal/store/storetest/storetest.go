@@ -108,6 +108,7 @@ func cases() []testCase {
 		{"RefreshTokens/ConcurrentRotate", refreshConcurrentRotate},
 		{"RefreshTokens/Revoke", refreshRevoke},
 		{"RefreshTokens/DeleteExpired", refreshDeleteExpired},
+		{"RefreshTokens/AccessState", refreshAccessState},
 
 		{"Grants/PutGetList", grantsPutGetList},
 		{"Grants/Upsert", grantsUpsert},
