@@ -69,7 +69,7 @@ func (m *Manager) Lookup(ctx context.Context, t *ciam.Tenant, token string) (*ci
 		return nil, ErrNoSession
 	}
 	var s *ciam.Session
-	err := m.Store.View(ctx, t.ID, func(tx store.Tx) error {
+	err := m.Store.Read(ctx, t.ID, func(tx store.Tx) error {
 		var err error
 		s, err = tx.Sessions().ByTokenHash(ctx, HashToken(token))
 		return err

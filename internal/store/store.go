@@ -29,8 +29,12 @@ type Store interface {
 	// error is returned as is. Transient serialization failures are retried, so
 	// fn may run more than once and must not have side effects outside tx.
 	Tx(ctx context.Context, tenant ciam.TenantID, fn func(Tx) error) error
-	// View is Tx, read-only.
+	// View is Tx, read-only, with one snapshot for all of fn's reads.
 	View(ctx context.Context, tenant ciam.TenantID, fn func(Tx) error) error
+	// Read runs fn's reads each on its own, outside a transaction: cheaper
+	// than View where fn reads one row (no snapshot spans two reads). A
+	// write in fn fails.
+	Read(ctx context.Context, tenant ciam.TenantID, fn func(Tx) error) error
 	// System gives the few cross-tenant operations.
 	System() System
 	Close() error

@@ -58,7 +58,7 @@ func (s *Service) CheckAccess(ctx context.Context, t *ciam.Tenant, token string)
 		user = ""
 	}
 	var st store.AccessState
-	err := s.Store.View(ctx, t.ID, func(tx store.Tx) (err error) {
+	err := s.Store.Read(ctx, t.ID, func(tx store.Tx) (err error) {
 		st, err = tx.RefreshTokens().AccessState(ctx, cl.Family, user, ciam.ClientID(cl.ClientID))
 		return err
 	})

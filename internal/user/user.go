@@ -165,7 +165,7 @@ func (s *Service) Create(ctx context.Context, t *ciam.Tenant, in Input, actor st
 // Get returns a user; an unknown id is a NotFound error.
 func (s *Service) Get(ctx context.Context, t *ciam.Tenant, id ciam.UserID) (*ciam.User, error) {
 	var u *ciam.User
-	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+	err := s.Store.Read(ctx, t.ID, func(tx store.Tx) error {
 		var err error
 		u, err = tx.Users().Get(ctx, id)
 		return err

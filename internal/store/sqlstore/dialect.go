@@ -45,12 +45,21 @@ type Dialect struct {
 }
 
 // query is one SQL statement in every placeholder style.
-type query struct{ text [2]string }
+type query struct {
+	text [2]string
+	read bool // a plain SELECT, allowed in Read
+}
 
 // newQuery precomputes s, written with '?' placeholders, for every style.
-// It is called only to initialise package-level query values.
+// It is called only to initialise package-level query values (and for
+// IN lists built at run time).
 func newQuery(s string) query {
-	return query{text: [2]string{Question: s, Dollar: rebindDollar(s)}}
+	return query{text: [2]string{Question: s, Dollar: rebindDollar(s)}, read: isSelect(s)}
+}
+
+func isSelect(s string) bool {
+	s = strings.TrimSpace(s)
+	return len(s) >= 6 && strings.EqualFold(s[:6], "SELECT")
 }
 
 // rebindDollar numbers the '?' placeholders of s outside quoted strings.

@@ -135,6 +135,7 @@ func cases() []testCase {
 		{"Tx/ErrorReturnedAsIs", txErrorReturnedAsIs},
 		{"Tx/PanicRollsBack", txPanicRollsBack},
 		{"Tx/ViewIsReadOnly", txViewIsReadOnly},
+		{"Tx/ReadIsReadOnly", txReadIsReadOnly},
 		{"Tx/ConcurrentUpdate", txConcurrentUpdate},
 
 		{"Isolation/Tenant", isolationTenant},

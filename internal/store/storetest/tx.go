@@ -112,6 +112,48 @@ func txViewIsReadOnly(t *testing.T, s store.Store) {
 	})
 }
 
+func txReadIsReadOnly(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tn := newTenant(t, s, "acme")
+	u := newUser(t, s, tn.ID, "ada@example.com")
+	live := newSession(t, s, tn.ID, u.ID, base())
+	fresh := userFixture("grace@example.com")
+	if err := s.Read(ctx, tn.ID, func(tx store.Tx) error { return tx.Users().Create(ctx, fresh) }); err == nil {
+		t.Errorf("a write in Read succeeded")
+	}
+	if err := s.Read(ctx, tn.ID, func(tx store.Tx) error {
+		_, err := tx.Sessions().RevokeAll(ctx, u.ID, "", base())
+		return err
+	}); err == nil {
+		t.Errorf("an UPDATE ... RETURNING in Read succeeded")
+	}
+	// Reads work, and see only the tenant's rows.
+	other := newTenant(t, s, "globex")
+	if err := s.Read(ctx, tn.ID, func(tx store.Tx) error {
+		got, err := tx.Users().Get(ctx, u.ID)
+		if err == nil && got.Email != u.Email {
+			t.Errorf("Read Get = %+v", got)
+		}
+		_, gerr := tx.Users().Get(ctx, fresh.ID)
+		wantErr(t, "Get of a user written in Read", gerr, store.ErrNotFound)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Read(ctx, other.ID, func(tx store.Tx) error {
+		_, err := tx.Users().Get(ctx, u.ID)
+		return err
+	})
+	wantErr(t, "Read of another tenant's user", err, store.ErrNotFound)
+	mustView(t, s, tn.ID, func(tx store.Tx) error {
+		got, err := tx.Sessions().Get(ctx, live.ID)
+		if err == nil && !got.RevokedAt.IsZero() {
+			t.Errorf("a session was revoked in Read")
+		}
+		return err
+	})
+}
+
 func txConcurrentUpdate(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	tn := newTenant(t, s, "acme")
