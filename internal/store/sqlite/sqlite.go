@@ -70,6 +70,8 @@ func Dialect() sqlstore.Dialect {
 		// read-only one is a plain deferred BEGIN on a reader.
 		WriteTx: sql.TxOptions{},
 		ReadTx:  sql.TxOptions{ReadOnly: true},
+		// modernc.org/sqlite parses every statement it is not given prepared.
+		PrepareStatements: true,
 	}
 }
 

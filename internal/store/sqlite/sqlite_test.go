@@ -218,3 +218,71 @@ func TestUpgradeFromSeededData(t *testing.T) {
 		return db
 	})
 }
+
+// TestPreparedStatements runs the same statements many times, in write
+// transactions (whose one connection preparing on the pool would deadlock
+// on), in views and in reads, concurrently: they end up prepared, and every
+// result stays right.
+func TestPreparedStatements(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tn := &ciam.Tenant{ID: ciam.TenantID(ciam.NewID()), Slug: "acme", DisplayName: "Acme", PrimaryColor: "#000000",
+		MFAPolicy: ciam.MFAOff, SessionIdle: time.Hour, SessionAbsolute: 2 * time.Hour, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := db.Tx(ctx, tn.ID, func(tx store.Tx) error { return tx.Tenant().Create(ctx, tn) }); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				u := &ciam.User{ID: ciam.UserID(ciam.NewID()), Email: fmt.Sprintf("u%d-%d@example.com", w, i), Status: ciam.UserActive, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+				if err := db.Tx(ctx, tn.ID, func(tx store.Tx) error {
+					if err := tx.Users().Create(ctx, u); err != nil {
+						return err
+					}
+					_, err := tx.Users().Get(ctx, u.ID) // a read inside the write transaction
+					return err
+				}); err != nil {
+					errs <- err
+					return
+				}
+				for _, read := range []func(context.Context, ciam.TenantID, func(store.Tx) error) error{db.View, db.Read} {
+					if err := read(ctx, tn.ID, func(tx store.Tx) error {
+						got, err := tx.Users().ByEmail(ctx, u.Email)
+						if err == nil && got.ID != u.ID {
+							err = fmt.Errorf("ByEmail(%s) = %s, want %s", u.Email, got.ID, u.ID)
+						}
+						return err
+					}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := db.PreparedStatements(); n < 3 {
+		t.Errorf("%d statements kept prepared, want at least the insert and the two lookups", n)
+	}
+	users, err := func() (n int, err error) {
+		err = db.View(ctx, tn.ID, func(tx store.Tx) error {
+			us, err := tx.Users().List(ctx, store.UserFilter{Limit: 1000})
+			n = len(us)
+			return err
+		})
+		return
+	}()
+	if err != nil || users != 320 {
+		t.Errorf("%d users, %v; want 320", users, err)
+	}
+}

@@ -49,6 +49,10 @@ type DB struct {
 	ph      Placeholder
 	goose   *goose.Provider
 
+	stmts     sync.Map // stmtKey -> *sql.Stmt, with Dialect.PrepareStatements
+	preparing sync.Map // stmtKey -> true while or once it is being prepared
+	prepared  atomic.Int64
+
 	migrated  atomic.Bool // migrations were found current once; they stay current
 	closeOnce sync.Once
 	closeErr  error
@@ -83,6 +87,10 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 // Close closes the database handles. It is safe to call more than once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		db.stmts.Range(func(_, v any) bool {
+			v.(*sql.Stmt).Close()
+			return true
+		})
 		err := db.writer.Close()
 		if db.reader != db.writer {
 			err = errors.Join(err, db.reader.Close())
@@ -112,7 +120,9 @@ func (db *DB) Read(ctx context.Context, tenant ciam.TenantID, fn func(store.Tx) 
 	if tenant == "" {
 		return errors.New("sqlstore: read without a tenant")
 	}
-	return retryTransient(ctx, func() error { return fn(&tx{db: db, tx: db.reader, tenant: tenant, readOnly: true}) })
+	return retryTransient(ctx, func() error {
+		return fn(&tx{db: db, tx: db.reader, tenant: tenant, readOnly: true, pool: db.reader})
+	})
 }
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, tenant ciam.TenantID, fn func(store.Tx) error) error {
@@ -153,7 +163,7 @@ func (db *DB) attempt(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, te
 			_ = stx.Rollback() // fn returned an error or panicked
 		}
 	}()
-	if err := fn(&tx{db: db, tx: stx, tenant: tenant}); err != nil {
+	if err := fn(&tx{db: db, tx: stx, tenant: tenant, pool: pool}); err != nil {
 		return err
 	}
 	done = true
@@ -169,7 +179,8 @@ type tx struct {
 	db       *DB
 	tx       queryer
 	tenant   ciam.TenantID
-	readOnly bool // Read: statements that write are refused
+	readOnly bool    // Read: statements that write are refused
+	pool     *sql.DB // the pool the transaction came from
 }
 
 // queryer is what *sql.Tx and *sql.DB have in common.
@@ -199,12 +210,18 @@ func (t *tx) exec(ctx context.Context, q query, args ...any) (sql.Result, error)
 	if t.readOnly {
 		return nil, errReadOnly
 	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return t.tx.ExecContext(ctx, q.text[t.db.ph], args...)
 }
 
 func (t *tx) row(ctx context.Context, q query, args ...any) *sql.Row {
 	if t.readOnly && !q.read {
 		panic(errReadOnly) // a programming error, like a write through a nil Tx
+	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, q.text[t.db.ph], args...)
 }
@@ -213,7 +230,70 @@ func (t *tx) rows(ctx context.Context, q query, args ...any) (*sql.Rows, error) 
 	if t.readOnly && !q.read {
 		return nil, errReadOnly
 	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return t.tx.QueryContext(ctx, q.text[t.db.ph], args...)
+}
+
+// stmtKey names a prepared statement of one pool.
+type stmtKey struct {
+	pool *sql.DB
+	text string
+}
+
+// maxPrepared bounds the statements kept prepared (queries built at run
+// time, such as IN lists, could otherwise grow it without end).
+const maxPrepared = 512
+
+// stmt returns q prepared for this transaction (or, in Read, for the
+// pool), or nil to run q unprepared. database/sql keeps a pool statement
+// prepared on each connection it was used on, and a transaction reuses the
+// one of its connection. A statement not prepared yet is prepared in the
+// background: preparing on the pool needs a free connection, and SQLite's
+// one writer connection is the one this transaction holds.
+func (t *tx) stmt(ctx context.Context, q query) *sql.Stmt {
+	if !t.db.dialect.PrepareStatements || !q.cached {
+		return nil
+	}
+	k := stmtKey{t.pool, q.text[t.db.ph]}
+	v, ok := t.db.stmts.Load(k)
+	if !ok {
+		t.db.prepareLater(k)
+		return nil
+	}
+	st := v.(*sql.Stmt)
+	if stx, inTx := t.tx.(*sql.Tx); inTx {
+		return stx.StmtContext(ctx, st)
+	}
+	return st
+}
+
+// PreparedStatements reports how many statements are kept prepared.
+func (db *DB) PreparedStatements() int64 { return db.prepared.Load() }
+
+// prepareLater prepares k's statement on its pool once a connection is free.
+func (db *DB) prepareLater(k stmtKey) {
+	if db.prepared.Load() >= maxPrepared {
+		return
+	}
+	if _, busy := db.preparing.LoadOrStore(k, true); busy {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := k.pool.PrepareContext(ctx, k.text)
+		if err != nil {
+			db.preparing.Delete(k) // try again on a later use
+			return
+		}
+		if _, loaded := db.stmts.LoadOrStore(k, st); loaded {
+			st.Close()
+			return
+		}
+		db.prepared.Add(1)
+	}()
 }
 
 // execUpdate runs a statement that may violate a unique key. Where a failed

@@ -42,19 +42,32 @@ type Dialect struct {
 	ModifyingCTE bool
 	// WriteTx and ReadTx are the options of Tx and View transactions.
 	WriteTx, ReadTx sql.TxOptions
+	// PrepareStatements keeps every statement prepared on each connection
+	// after its first use, for drivers that would otherwise parse it anew
+	// each time (SQLite; pgx has its own statement cache).
+	PrepareStatements bool
 }
 
 // query is one SQL statement in every placeholder style.
 type query struct {
-	text [2]string
-	read bool // a plain SELECT, allowed in Read
+	text   [2]string
+	read   bool // a plain SELECT, allowed in Read
+	cached bool // a package-level query, worth keeping prepared
 }
 
 // newQuery precomputes s, written with '?' placeholders, for every style.
 // It is called only to initialise package-level query values (and for
 // IN lists built at run time).
 func newQuery(s string) query {
-	return query{text: [2]string{Question: s, Dollar: rebindDollar(s)}, read: isSelect(s)}
+	return query{text: [2]string{Question: s, Dollar: rebindDollar(s)}, read: isSelect(s), cached: true}
+}
+
+// dynamicQuery is newQuery for a statement built at run time (an IN list):
+// it is not kept prepared.
+func dynamicQuery(s string) query {
+	q := newQuery(s)
+	q.cached = false
+	return q
 }
 
 func isSelect(s string) bool {

@@ -201,7 +201,7 @@ func (r sessions) Clients(ctx context.Context, ids []ciam.SessionID) (map[ciam.S
 		for _, id := range part {
 			args = append(args, string(id))
 		}
-		q := newQuery(`SELECT session_id, client_id FROM session_clients WHERE tenant_id = ? AND session_id IN (` +
+		q := dynamicQuery(`SELECT session_id, client_id FROM session_clients WHERE tenant_id = ? AND session_id IN (` +
 			strings.Repeat("?, ", len(part)-1) + `?) ORDER BY session_id, client_id`)
 		rows, err := r.rows(ctx, q, args...)
 		if err != nil {
