@@ -72,11 +72,7 @@ func (m *Manager) Verify(ctx context.Context, tenant ciam.TenantID, token string
 	if !validKeyID(h.KeyID) {
 		return "", ErrUnknownKey // not an id Gatehouse makes: no need to ask the store
 	}
-	cfg, err := m.config()
-	if err != nil {
-		return "", err
-	}
-	ks, err := m.keySet(ctx, tenant, cfg, false, 0)
+	ks, cfg, err := m.loadedKeys(ctx, tenant)
 	if err != nil {
 		return "", err
 	}
@@ -203,11 +199,7 @@ func (m *Manager) reuse(ctx context.Context, tenant ciam.TenantID, v verifiedTok
 	if !typMatches(v.typ, typ) {
 		return "", fmt.Errorf("%w: want %q", ErrType, typ)
 	}
-	cfg, err := m.config()
-	if err != nil {
-		return "", err
-	}
-	ks, err := m.keySet(ctx, tenant, cfg, false, 0)
+	ks, _, err := m.loadedKeys(ctx, tenant)
 	if err != nil {
 		return "", err
 	}
@@ -220,4 +212,15 @@ func (m *Manager) reuse(ctx context.Context, tenant ciam.TenantID, v verifiedTok
 		}
 	}
 	return v.kid, nil
+}
+
+// loadedKeys returns tenant's key set as this process has it (loading it
+// when it has none or it is stale) and the Manager's configuration.
+func (m *Manager) loadedKeys(ctx context.Context, tenant ciam.TenantID) (*keySet, config, error) {
+	cfg, err := m.config()
+	if err != nil {
+		return nil, cfg, err
+	}
+	ks, err := m.keySet(ctx, tenant, cfg, false, 0)
+	return ks, cfg, err
 }
