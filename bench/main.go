@@ -81,6 +81,7 @@ type options struct {
 	serverEnv       []string
 	datasets        []string
 	cpuProfile      string
+	httpClient      string
 }
 
 // disturbed is how much CPU other processes may use during a window before
@@ -116,6 +117,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&datasets, "datasets", "", "datasets to run: empty,seeded (default empty,seeded for pages, empty for oidc; -seed=false drops seeded)")
 	fs.StringVar(&senv, "server-env", "", "extra environment of the server process, comma-separated KEY=VALUE (e.g. GOMAXPROCS=3,GOGC=200), for experiments")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself (not the server) to this file")
+	fs.StringVar(&o.httpClient, "http-client", httpRaw, "HTTP client of the oidc suite's measured requests: raw (a minimal HTTP/1.1 client, one connection per client goroutine) or std (net/http); setup always uses net/http")
 	fs.BoolVar(&o.seedOnly, "seed-only", false, "prepare and seed the databases, check them, print the seeding times, and run no load")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -128,6 +130,9 @@ func parseFlags(args []string) (*options, error) {
 	def, ok := suiteDefaults[o.suite]
 	if !ok {
 		return nil, fmt.Errorf("-suite: unknown suite %q (want pages, oidc)", o.suite)
+	}
+	if o.httpClient != httpRaw && o.httpClient != httpStd {
+		return nil, fmt.Errorf("-http-client: unknown client %q (want raw, std)", o.httpClient)
 	}
 	if !set["ops"] {
 		ops = def.ops
@@ -280,6 +285,7 @@ type configReport struct {
 	HashConcurrency int      `json:"hash_concurrency"`
 	ServerEnv       []string `json:"server_env,omitempty"`
 	Quick           bool     `json:"quick"`
+	HTTPClient      string   `json:"http_client,omitempty"`
 	LatencyMeasures string   `json:"latency_measures"`
 }
 
@@ -294,6 +300,9 @@ func run(ctx context.Context, o *options) error {
 			EmptyLoginUsers: o.emptyLoginUsers, HashConcurrency: o.hashConcurrency, ServerEnv: o.serverEnv, Quick: o.quick,
 			LatencyMeasures: latencyMeasures[o.suite],
 		},
+	}
+	if o.suite == suiteOIDC {
+		rep.Config.HTTPClient = o.httpClient
 	}
 	if slices.Contains(o.datasets, dsSeeded) {
 		rep.Config.SeedTenants, rep.Config.SeedUsers = o.seedTenants, o.seedUsers
@@ -327,7 +336,11 @@ func run(ctx context.Context, o *options) error {
 		fmt.Printf("built in %s\n", round(time.Since(t)))
 	}
 	fmt.Printf("machine: %d CPUs (%s), %s; client and server share the machine\n", rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.GoVersion)
-	fmt.Printf("suite %s; per level: %s warm-up, %s measured; clients %v; ops %v\n\n", o.suite, o.warmup, o.duration, o.clients, o.ops)
+	fmt.Printf("suite %s; per level: %s warm-up, %s measured; clients %v; ops %v", o.suite, o.warmup, o.duration, o.clients, o.ops)
+	if o.suite == suiteOIDC {
+		fmt.Printf("; HTTP client %s", o.httpClient)
+	}
+	fmt.Print("\n\n")
 
 	for _, db := range o.dbs {
 		if db == "postgres" && o.postgres == "" {
@@ -412,6 +425,7 @@ func runDataset(ctx context.Context, o *options, rep *report, bin, work, db, ds 
 		if err != nil {
 			return err
 		}
+		s.client = o.httpClient
 		// Log the users in on a server of their own: the password hashes
 		// then count in no operation's CPU or peak RSS.
 		srv, err := startServer(ctx, bin, work, prep.serverDSN, o.hashConcurrency, append(slices.Clone(prep.env), o.serverEnv...), fmt.Sprintf("%s-%s-logins", db, ds))

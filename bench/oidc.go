@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -83,7 +84,18 @@ type oidcSuite struct {
 	slots []*oidcSlot
 	ep    oidcEndpoints
 	hc    *http.Client
+	// client is the HTTP client of the measured requests: httpRaw (the
+	// minimal client of rawhttp.go, one connection per goroutine) or
+	// httpStd (net/http, hc). Setup always uses net/http.
+	client string
+	base   string // the server's http://host:port
 }
+
+// The -http-client values.
+const (
+	httpStd = "std"
+	httpRaw = "raw"
+)
 
 // newOIDCSuite registers the suite's clients in the dataset's first tenant
 // with the CLI, against the database, before a server runs.
@@ -124,8 +136,9 @@ func createAppsCLI(ctx context.Context, bin string, p *prepared, slug string, n 
 	return apps, nil
 }
 
-// connect makes the one HTTP client every goroutine shares: one transport
-// keeping an idle connection per goroutine, no cookie jar, no redirects.
+// connect makes the net/http client of setup and of -http-client std, which
+// every goroutine shares: one transport keeping an idle connection per
+// goroutine, no cookie jar, no redirects.
 func (s *oidcSuite) connect(n int) {
 	if s.hc != nil {
 		s.hc.CloseIdleConnections()
@@ -190,6 +203,12 @@ func (s *oidcSuite) setup(ctx context.Context, srv *serverProc, op string, n int
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	s.connect(n)
+	s.base = srv.base
+	if s.client == httpRaw {
+		if _, _, ok := splitHTTPURL(srv.base); !ok {
+			return fmt.Errorf("the raw HTTP client needs an http:// server, not %s", srv.base)
+		}
+	}
 	if err := s.discover(ctx, srv.base); err != nil {
 		return err
 	}
@@ -201,14 +220,15 @@ func (s *oidcSuite) setup(ctx context.Context, srv *serverProc, op string, n int
 	}
 	return parallel(ctx, n, 4, func(i int) error {
 		sl := s.slots[i]
-		var buf bytes.Buffer
+		h := &stdHTTP{hc: s.hc}
 		if op == "refresh" {
-			return s.newFamily(ctx, sl, &buf)
+			return s.newFamily(ctx, h, sl)
 		}
-		if _, err := s.codeRound(ctx, sl, "openid profile email", &buf); err != nil {
+		r, _, err := s.codeRound(ctx, h, sl, "openid profile email")
+		if err != nil {
 			return err
 		}
-		sl.access = jsonString(buf.Bytes(), "access_token")
+		sl.access = jsonString(r.body, "access_token")
 		return nil
 	})
 }
@@ -217,21 +237,19 @@ func (s *oidcSuite) setup(ctx context.Context, srv *serverProc, op string, n int
 func (s *oidcSuite) discover(ctx context.Context, base string) error {
 	iss := base + "/t/" + s.slug
 	u := iss + "/.well-known/openid-configuration"
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	var buf bytes.Buffer
-	resp, err := s.call(req, &buf)
+	r, err := (&stdHTTP{hc: s.hc}).do(ctx, &oidcRequest{method: http.MethodGet, url: u})
 	if err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("discovery: %d %s", resp.StatusCode, buf.Bytes())
+	if r.status != http.StatusOK {
+		return fmt.Errorf("discovery: %d %s", r.status, r.body)
 	}
 	var ep oidcEndpoints
-	if err := json.Unmarshal(buf.Bytes(), &ep); err != nil {
+	if err := json.Unmarshal(r.body, &ep); err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
 	if ep.Issuer != iss || ep.Token == "" || ep.Authorization == "" || ep.Userinfo == "" || ep.Introspection == "" || ep.JWKS == "" {
-		return fmt.Errorf("discovery: issuer %q (want %q) or an endpoint missing: %s", ep.Issuer, iss, buf.Bytes())
+		return fmt.Errorf("discovery: issuer %q (want %q) or an endpoint missing: %s", ep.Issuer, iss, r.body)
 	}
 	ep.discovery = u
 	s.ep = ep
@@ -257,45 +275,130 @@ func (s *oidcSuite) login(ctx context.Context, base string, i int) (string, erro
 }
 
 // newFamily starts a refresh-token family for sl with a code round trip.
-func (s *oidcSuite) newFamily(ctx context.Context, sl *oidcSlot, buf *bytes.Buffer) error {
-	if _, err := s.codeRound(ctx, sl, "openid offline_access", buf); err != nil {
+func (s *oidcSuite) newFamily(ctx context.Context, h oidcHTTP, sl *oidcSlot) error {
+	r, _, err := s.codeRound(ctx, h, sl, "openid offline_access")
+	if err != nil {
 		return err
 	}
-	if sl.refresh = jsonString(buf.Bytes(), "refresh_token"); sl.refresh == "" {
+	if sl.refresh = jsonString(r.body, "refresh_token"); sl.refresh == "" {
 		return errors.New("token 200 without refresh_token")
 	}
 	return nil
 }
 
-// call sends req and reads the whole answer into buf.
-func (s *oidcSuite) call(req *http.Request, buf *bytes.Buffer) (*http.Response, error) {
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		return nil, errors.New(netErr(err))
-	}
-	buf.Reset()
-	_, err = buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, errors.New("read: " + netErr(err))
-	}
-	return resp, nil
+// oidcRequest is one request of an operation, for either HTTP client.
+type oidcRequest struct {
+	method, url string
+	header      []string // name, value pairs
+	body        string
+	// wire is the raw client's encoding of the request, made when empty;
+	// set clears it.
+	wire []byte
 }
 
-// post is a form POST with client_secret_basic.
-func (s *oidcSuite) post(ctx context.Context, endpoint string, app *oidcApp, form string, buf *bytes.Buffer) (*http.Response, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", app.basic)
-	return s.call(req, buf)
+// set gives the request a new URL and body.
+func (q *oidcRequest) set(u, body string) {
+	q.url, q.body, q.wire = u, body, q.wire[:0]
+}
+
+// oidcReply is what the operations look at in an answer. body is valid
+// until the client's next request.
+type oidcReply struct {
+	status                    int
+	location, wwwAuthenticate string
+	body                      []byte
+}
+
+// oidcHTTP sends the requests of one client goroutine and reads the whole
+// answers.
+type oidcHTTP interface {
+	do(ctx context.Context, q *oidcRequest) (oidcReply, error)
+	// close ends the goroutine's connections.
+	close()
+}
+
+// stdHTTP is net/http: the suite's shared client, and a body buffer of
+// the goroutine's own.
+type stdHTTP struct {
+	hc  *http.Client
+	buf bytes.Buffer
+}
+
+func (h *stdHTTP) do(ctx context.Context, q *oidcRequest) (oidcReply, error) {
+	var body io.Reader
+	if q.body != "" {
+		body = strings.NewReader(q.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, q.method, q.url, body)
+	if err != nil {
+		return oidcReply{}, err
+	}
+	for i := 0; i+1 < len(q.header); i += 2 {
+		req.Header.Set(q.header[i], q.header[i+1])
+	}
+	resp, err := h.hc.Do(req)
+	if err != nil {
+		return oidcReply{}, errors.New(netErr(err))
+	}
+	h.buf.Reset()
+	_, err = h.buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return oidcReply{}, errors.New("read: " + netErr(err))
+	}
+	return oidcReply{
+		status:          resp.StatusCode,
+		location:        resp.Header.Get("Location"),
+		wwwAuthenticate: resp.Header.Get("WWW-Authenticate"),
+		body:            h.buf.Bytes(),
+	}, nil
+}
+
+func (h *stdHTTP) close() {}
+
+// rawHTTP is the minimal client of rawhttp.go: one connection of the
+// goroutine's own to the server.
+type rawHTTP struct{ c *rawConn }
+
+func (h *rawHTTP) do(ctx context.Context, q *oidcRequest) (oidcReply, error) {
+	if len(q.wire) == 0 {
+		host, target, ok := splitHTTPURL(q.url)
+		if !ok || host != h.c.addr {
+			return oidcReply{}, fmt.Errorf("raw client: %s is not on %s", q.url, h.c.addr)
+		}
+		q.wire = appendRequest(q.wire, q.method, target, host, q.body, q.header...)
+	}
+	r, err := h.c.roundTrip(ctx, q.wire)
+	if err != nil {
+		return oidcReply{}, errors.New(rawErr(err))
+	}
+	return oidcReply{status: r.status, location: r.location, wwwAuthenticate: r.wwwAuthenticate, body: r.body}, nil
+}
+
+func (h *rawHTTP) close() { h.c.close() }
+
+// newHTTP makes the HTTP client of one goroutine of a level.
+func (s *oidcSuite) newHTTP() oidcHTTP {
+	if s.client == httpRaw {
+		host, _, _ := splitHTTPURL(s.base)
+		return &rawHTTP{c: newRawConn(host)}
+	}
+	return &stdHTTP{hc: s.hc}
+}
+
+// formPost is a form POST with client_secret_basic.
+func formPost(endpoint string, app *oidcApp, form string) *oidcRequest {
+	return &oidcRequest{
+		method: http.MethodPost, url: endpoint, body: form,
+		header: []string{"Authorization", app.basic, "Content-Type", "application/x-www-form-urlencoded"},
+	}
 }
 
 // codeRound is the authorization-code flow of a logged-in user: GET
 // authorize (PKCE S256, state, nonce) with the session cookie, which answers
 // 303 to the redirect URI with a code, then POST token with the verifier.
-// The token response is left in buf; it returns the authorize step's
-// latency.
-func (s *oidcSuite) codeRound(ctx context.Context, sl *oidcSlot, scope string, buf *bytes.Buffer) (time.Duration, error) {
+// It returns the token response and the authorize step's latency.
+func (s *oidcSuite) codeRound(ctx context.Context, h oidcHTTP, sl *oidcSlot, scope string) (oidcReply, time.Duration, error) {
 	var rnd [48]byte
 	_, _ = crand.Read(rnd[:])
 	verifier := base64.RawURLEncoding.EncodeToString(rnd[:32])
@@ -308,61 +411,59 @@ func (s *oidcSuite) codeRound(ctx context.Context, sl *oidcSlot, scope string, b
 		"&state=" + state + "&nonce=" + nonce + "&code_challenge=" + challenge + "&code_challenge_method=S256"
 
 	t0 := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, au, nil)
-	req.Header.Set("Cookie", sl.cookie)
-	resp, err := s.call(req, buf)
+	r, err := h.do(ctx, &oidcRequest{method: http.MethodGet, url: au, header: []string{"Cookie", sl.cookie}})
 	authz := time.Since(t0)
 	if err != nil {
-		return authz, fmt.Errorf("authorize: %w", err)
+		return r, authz, fmt.Errorf("authorize: %w", err)
 	}
-	if resp.StatusCode != http.StatusSeeOther {
-		return authz, fmt.Errorf("authorize %d", resp.StatusCode)
+	if r.status != http.StatusSeeOther {
+		return r, authz, fmt.Errorf("authorize %d", r.status)
 	}
-	loc := resp.Header.Get("Location")
+	loc := r.location
 	if !strings.HasPrefix(loc, oidcRedirectURI+"?") {
 		if i := strings.IndexByte(loc, '?'); i >= 0 {
 			loc = loc[:i]
 		}
-		return authz, fmt.Errorf("authorize 303 to %s", loc)
+		return r, authz, fmt.Errorf("authorize 303 to %s", loc)
 	}
 	q, err := url.ParseQuery(loc[len(oidcRedirectURI)+1:])
 	if err != nil {
-		return authz, errors.New("authorize 303: unreadable query")
+		return r, authz, errors.New("authorize 303: unreadable query")
 	}
 	if e := q.Get("error"); e != "" {
-		return authz, fmt.Errorf("authorize error=%s", e)
+		return r, authz, fmt.Errorf("authorize error=%s", e)
 	}
 	code := q.Get("code")
 	if code == "" || q.Get("state") != state {
-		return authz, errors.New("authorize 303 without code or with another state")
+		return r, authz, errors.New("authorize 303 without code or with another state")
 	}
 
 	form := "grant_type=authorization_code&code=" + url.QueryEscape(code) + "&redirect_uri=" + escapedRedirectURI + "&code_verifier=" + verifier
-	resp, err = s.post(ctx, s.ep.Token, sl.app, form, buf)
+	r, err = h.do(ctx, formPost(s.ep.Token, sl.app, form))
 	if err != nil {
-		return authz, fmt.Errorf("token: %w", err)
+		return r, authz, fmt.Errorf("token: %w", err)
 	}
-	if err := want(resp, buf, "token", `"access_token":"`, `"id_token":"`); err != nil {
-		return authz, err
+	if err := want(r, "token", `"access_token":"`, `"id_token":"`); err != nil {
+		return r, authz, err
 	}
-	return authz, nil
+	return r, authz, nil
 }
 
 // want checks for a 200 whose body holds every one of marks, and otherwise
 // names the failure: step, status and the OAuth error code.
-func want(resp *http.Response, buf *bytes.Buffer, step string, marks ...string) error {
-	if resp.StatusCode != http.StatusOK {
-		code := jsonString(buf.Bytes(), "error")
+func want(r oidcReply, step string, marks ...string) error {
+	if r.status != http.StatusOK {
+		code := jsonString(r.body, "error")
 		if code == "" {
 			// Bearer errors are in WWW-Authenticate (RFC 6750 section 3).
-			if _, rest, ok := strings.Cut(resp.Header.Get("WWW-Authenticate"), `error="`); ok {
+			if _, rest, ok := strings.Cut(r.wwwAuthenticate, `error="`); ok {
 				code, _, _ = strings.Cut(rest, `"`)
 			}
 		}
-		return fmt.Errorf("%s %d %s", step, resp.StatusCode, code)
+		return fmt.Errorf("%s %d %s", step, r.status, code)
 	}
 	for _, m := range marks {
-		if !bytes.Contains(buf.Bytes(), []byte(m)) {
+		if !bytes.Contains(r.body, []byte(m)) {
 			return fmt.Errorf("%s 200 without %s", step, strings.Trim(m, `":`))
 		}
 	}
@@ -393,39 +494,42 @@ func jsonString(b []byte, key string) string {
 	return v
 }
 
-// oidcWorker is one client goroutine: its slot and a reused body buffer.
+// oidcWorker is one client goroutine: its slot, its HTTP client, and the
+// requests of its operation, encoded once per level where they are fixed.
 type oidcWorker struct {
-	s   *oidcSuite
-	sl  *oidcSlot
-	buf bytes.Buffer
-	// Request bodies and headers fixed for the level.
-	form, auth string
+	s  *oidcSuite
+	sl *oidcSlot
+	h  oidcHTTP
+	q  *oidcRequest
 }
 
 func (s *oidcSuite) workers(srv *serverProc, op string) func(i int) worker {
 	return func(i int) worker {
-		w := &oidcWorker{s: s, sl: s.slots[i%len(s.slots)]}
+		w := &oidcWorker{s: s, sl: s.slots[i%len(s.slots)], h: s.newHTTP()}
 		var do func(context.Context) sample
 		switch op {
 		case "cc":
-			w.form = "grant_type=client_credentials"
-			do = w.clientCredentials
+			w.q = formPost(s.ep.Token, w.sl.app, "grant_type=client_credentials")
+			do = func(ctx context.Context) sample { return w.fixed(ctx, "token", `"access_token":"`) }
 		case "introspect":
-			w.form = "token=" + url.QueryEscape(w.sl.access) + "&token_type_hint=access_token"
-			do = w.introspect
+			w.q = formPost(s.ep.Introspection, w.sl.app, "token="+url.QueryEscape(w.sl.access)+"&token_type_hint=access_token")
+			do = func(ctx context.Context) sample { return w.fixed(ctx, "introspect", `"active":true`) }
 		case "userinfo":
-			w.auth = "Bearer " + w.sl.access
-			do = w.userinfo
+			w.q = &oidcRequest{method: http.MethodGet, url: s.ep.Userinfo, header: []string{"Authorization", "Bearer " + w.sl.access}}
+			do = func(ctx context.Context) sample { return w.fixed(ctx, "userinfo", `"sub":"`) }
 		case "refresh":
+			w.q = formPost(s.ep.Token, w.sl.app, "")
 			do = w.refresh
 		case "discovery":
-			do = func(ctx context.Context) sample { return w.get(ctx, s.ep.discovery, "discovery", `"issuer":"`) }
+			w.q = &oidcRequest{method: http.MethodGet, url: s.ep.discovery}
+			do = func(ctx context.Context) sample { return w.fixed(ctx, "discovery", `"issuer":"`) }
 		case "jwks":
-			do = func(ctx context.Context) sample { return w.get(ctx, s.ep.JWKS, "jwks", `"keys":[`) }
+			w.q = &oidcRequest{method: http.MethodGet, url: s.ep.JWKS}
+			do = func(ctx context.Context) sample { return w.fixed(ctx, "jwks", `"keys":[`) }
 		case "code":
 			do = w.code
 		}
-		return worker{do: do}
+		return worker{do: do, done: w.h.close}
 	}
 }
 
@@ -439,52 +543,13 @@ func finish(t0 time.Time, err error) sample {
 	return s
 }
 
-// clientCredentials is POST token grant_type=client_credentials.
-func (w *oidcWorker) clientCredentials(ctx context.Context) sample {
+// fixed sends the worker's fixed request (cc, introspect, userinfo,
+// discovery, jwks) and wants a 200 whose body holds mark.
+func (w *oidcWorker) fixed(ctx context.Context, step, mark string) sample {
 	t0 := time.Now()
-	resp, err := w.s.post(ctx, w.s.ep.Token, w.sl.app, w.form, &w.buf)
+	r, err := w.h.do(ctx, w.q)
 	if err == nil {
-		err = want(resp, &w.buf, "token", `"access_token":"`)
-	} else {
-		err = fmt.Errorf("token: %w", err)
-	}
-	return finish(t0, err)
-}
-
-// introspect is POST introspect of the slot's user access token by the
-// client it was issued to.
-func (w *oidcWorker) introspect(ctx context.Context) sample {
-	t0 := time.Now()
-	resp, err := w.s.post(ctx, w.s.ep.Introspection, w.sl.app, w.form, &w.buf)
-	if err == nil {
-		err = want(resp, &w.buf, "introspect", `"active":true`)
-	} else {
-		err = fmt.Errorf("introspect: %w", err)
-	}
-	return finish(t0, err)
-}
-
-// userinfo is GET userinfo with the slot's user access token.
-func (w *oidcWorker) userinfo(ctx context.Context) sample {
-	t0 := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.s.ep.Userinfo, nil)
-	req.Header.Set("Authorization", w.auth)
-	resp, err := w.s.call(req, &w.buf)
-	if err == nil {
-		err = want(resp, &w.buf, "userinfo", `"sub":"`)
-	} else {
-		err = fmt.Errorf("userinfo: %w", err)
-	}
-	return finish(t0, err)
-}
-
-// get is a GET of a public document.
-func (w *oidcWorker) get(ctx context.Context, u, step, mark string) sample {
-	t0 := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := w.s.call(req, &w.buf)
-	if err == nil {
-		err = want(resp, &w.buf, step, mark)
+		err = want(r, step, mark)
 	} else {
 		err = fmt.Errorf("%s: %w", step, err)
 	}
@@ -495,12 +560,12 @@ func (w *oidcWorker) get(ctx context.Context, u, step, mark string) sample {
 // failure the family may be spent (a rotation whose answer was lost counts
 // as reuse when retried), so the slot starts a new family, untimed.
 func (w *oidcWorker) refresh(ctx context.Context) sample {
-	form := "grant_type=refresh_token&refresh_token=" + url.QueryEscape(w.sl.refresh)
+	w.q.set(w.s.ep.Token, "grant_type=refresh_token&refresh_token="+url.QueryEscape(w.sl.refresh))
 	t0 := time.Now()
-	resp, err := w.s.post(ctx, w.s.ep.Token, w.sl.app, form, &w.buf)
+	r, err := w.h.do(ctx, w.q)
 	if err == nil {
-		if err = want(resp, &w.buf, "token", `"access_token":"`); err == nil {
-			if w.sl.refresh = jsonString(w.buf.Bytes(), "refresh_token"); w.sl.refresh == "" {
+		if err = want(r, "token", `"access_token":"`); err == nil {
+			if w.sl.refresh = jsonString(r.body, "refresh_token"); w.sl.refresh == "" {
 				err = errors.New("token 200 without refresh_token")
 			}
 		}
@@ -509,7 +574,7 @@ func (w *oidcWorker) refresh(ctx context.Context) sample {
 	}
 	s := finish(t0, err)
 	if err != nil && ctx.Err() == nil {
-		if ferr := w.s.newFamily(ctx, w.sl, &w.buf); ferr != nil {
+		if ferr := w.s.newFamily(ctx, w.h, w.sl); ferr != nil {
 			w.sl.refresh = ""
 		}
 	}
@@ -519,7 +584,7 @@ func (w *oidcWorker) refresh(ctx context.Context) sample {
 // code is the whole authorization-code round trip.
 func (w *oidcWorker) code(ctx context.Context) sample {
 	t0 := time.Now()
-	authz, err := w.s.codeRound(ctx, w.sl, "openid", &w.buf)
+	_, authz, err := w.s.codeRound(ctx, w.h, w.sl, "openid")
 	s := finish(t0, err)
 	s.get = authz
 	return s

@@ -7,11 +7,15 @@ package main
 //	go test ./bench -run '^$' -bench 'Introspect' -benchtime 3s -cpu 2 -cpuprofile /tmp/cpu.out
 //	go tool pprof -top -focus 'net/http.\(\*conn\).serve' /tmp/cpu.out
 //
+// Their requests go through the raw client, as the load generator's do by
+// default; -args -http-client std makes them use net/http.
+//
 // All of them share one server, database, set of clients and sessions,
 // made at the first benchmark that needs them.
 
 import (
 	"context"
+	"flag"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -35,6 +39,10 @@ func BenchmarkRefresh(b *testing.B)           { benchOIDC(b, "refresh") }
 func BenchmarkDiscovery(b *testing.B)         { benchOIDC(b, "discovery") }
 func BenchmarkJWKS(b *testing.B)              { benchOIDC(b, "jwks") }
 func BenchmarkCodeRoundTrip(b *testing.B)     { benchOIDC(b, "code") }
+
+// benchHTTPClient is the client of the benchmarks' requests, as the load
+// generator's -http-client: go test ./bench -bench Introspect -args -http-client std
+var benchHTTPClient = flag.String("http-client", httpRaw, "HTTP client of the OIDC benchmarks: raw or std")
 
 // oidcParallelism is goroutines per GOMAXPROCS: 16 at -cpu 2 makes the
 // load generator's default 32 clients.
@@ -142,7 +150,7 @@ func startInProcessOIDC() (*oidcSuite, *serverProc, func(), error) {
 		apps = append(apps, newOIDCApp(string(c.ID), secret))
 	}
 	// Four logins (four argon2id hashes in the profile), shared by all slots.
-	s := &oidcSuite{slug: tenant.DefaultSlug, users: d.logins[0], apps: apps, logins: 4}
+	s := &oidcSuite{slug: tenant.DefaultSlug, users: d.logins[0], apps: apps, logins: 4, client: *benchHTTPClient}
 	sp := &serverProc{base: ts.URL}
 	if err := s.loginAll(ctx, sp.base, oidcParallelism*runtime.GOMAXPROCS(0)); err != nil {
 		closeAll()
