@@ -98,9 +98,19 @@ func (a *app) serve(ctx context.Context, s *settings) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          nil,
 	}
+	// The background jobs (the outbox worker, the sweep) stop after the
+	// last request has drained and before the store closes: a delivery cut
+	// short records nothing, so its message goes out again after its lease.
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	go srv.Run(bg)
+	jobsDone := make(chan struct{})
+	defer func() {
+		cancel()
+		<-jobsDone
+	}()
+	go func() {
+		defer close(jobsDone)
+		srv.Run(bg)
+	}()
 
 	fmt.Fprintf(a.stdout, "Gatehouse %s listening on http://%s\n", version(), ln.Addr())
 	fmt.Fprintf(a.stdout, "Public URL: %s — tenant pages at %s/t/default/login\n", s.publicURL, s.publicURL)
