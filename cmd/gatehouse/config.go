@@ -23,7 +23,11 @@ import (
 // set with a GATEHOUSE_* environment variable and most with a flag; flags win
 // over the environment, which wins over the file.
 type fileConfig struct {
-	Addr            string        `yaml:"addr"`
+	Addr string `yaml:"addr"`
+	// OpsAddr, when set, is a second listener for /healthz, /readyz and
+	// /metrics, which then leave the public listener (but for the two
+	// health checks, which say nothing).
+	OpsAddr         string        `yaml:"ops_addr"`
 	PublicURL       string        `yaml:"public_url"`
 	Database        string        `yaml:"database"`
 	LogLevel        string        `yaml:"log_level"`
@@ -72,6 +76,7 @@ func envKeys(c *fileConfig) map[string]func(string) error {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
 	return map[string]func(string) error{
 		"GATEHOUSE_ADDR":       str(&c.Addr),
+		"GATEHOUSE_OPS_ADDR":   str(&c.OpsAddr),
 		"GATEHOUSE_PUBLIC_URL": str(&c.PublicURL),
 		"GATEHOUSE_DATABASE":   str(&c.Database),
 		"GATEHOUSE_DATABASE_FILE": func(v string) error {
@@ -170,6 +175,13 @@ func (c fileConfig) validate() (*settings, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr %q: want host:port, for example localhost:8080 or :8080", c.Addr)
+	}
+	if c.OpsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+			bad("ops_addr %q: want host:port, for example 127.0.0.1:9090", c.OpsAddr)
+		} else if c.OpsAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") { // :0 picks a free port each
+			bad("ops_addr %q: must differ from addr", c.OpsAddr)
+		}
 	}
 	u, err := url.Parse(c.PublicURL)
 	switch {

@@ -65,4 +65,16 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := c.validate(); err == nil {
 		t.Error("public URL with path and query accepted")
 	}
+	for _, ops := range []string{"nohostport", defaults().Addr} {
+		c = defaults()
+		c.OpsAddr = ops
+		if _, err := c.validate(); err == nil || !strings.Contains(err.Error(), "ops_addr") {
+			t.Errorf("ops_addr %q: %v", ops, err)
+		}
+	}
+	c = defaults()
+	c.OpsAddr = "127.0.0.1:9090"
+	if _, err := c.validate(); err != nil {
+		t.Errorf("a valid ops_addr refused: %v", err)
+	}
 }

@@ -272,3 +272,54 @@ func TestKillDuringSignup(t *testing.T) {
 	}
 	t.Logf("%d of 24 sign-ups had committed when the process was killed", len(users))
 }
+
+// TestOpsListener: with ops_addr set, /metrics leaves the public listener
+// and is served, with the health checks, on the operations listener.
+func TestOpsListener(t *testing.T) {
+	p := start(t, t.TempDir(), []string{"GATEHOUSE_ADDR=127.0.0.1:0", "GATEHOUSE_OPS_ADDR=127.0.0.1:0"})
+	re := regexp.MustCompile(`Operations \(/healthz, /readyz, /metrics\) on http://(\S+)`)
+	var ops string
+	for i := 0; i < 200 && ops == ""; i++ {
+		if m := re.FindStringSubmatch(p.output()); m != nil {
+			ops = m[1]
+		} else {
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	if ops == "" {
+		t.Fatalf("no operations listener announced:\n%s", p.output())
+	}
+	get := func(u string) (int, string) {
+		t.Helper()
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := get("http://" + p.addr + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("public /metrics answered %d, want 404", code)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _ := get("http://" + p.addr + path); code != 200 {
+			t.Errorf("public %s answered %d", path, code)
+		}
+		if code, _ := get("http://" + ops + path); code != 200 {
+			t.Errorf("operations %s answered %d", path, code)
+		}
+	}
+	if code, body := get("http://" + ops + "/metrics"); code != 200 || !strings.Contains(body, "gatehouse_outbox_pending") {
+		t.Errorf("operations /metrics: %d\n%.300s", code, body)
+	}
+	if code, _ := get("http://" + ops + "/t/default/login"); code != http.StatusNotFound {
+		t.Errorf("the operations listener serves pages: %d", code)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.output())
+	}
+}

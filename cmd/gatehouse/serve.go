@@ -26,7 +26,7 @@ func openStore(ctx context.Context, dsn string) (store.Store, error) {
 }
 
 func (a *app) serveCmd() *cobra.Command {
-	var addr, publicURL, proxies string
+	var addr, opsAddr, publicURL, proxies string
 	var bodyLimit int64
 	var hashConc int
 	cmd := &cobra.Command{
@@ -38,6 +38,9 @@ func (a *app) serveCmd() *cobra.Command {
 				f := cmd.Flags()
 				if f.Changed("addr") {
 					c.Addr = addr
+				}
+				if f.Changed("ops-addr") {
+					c.OpsAddr = opsAddr
 				}
 				if f.Changed("public-url") {
 					c.PublicURL = publicURL
@@ -60,6 +63,7 @@ func (a *app) serveCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "", "listen address host:port (env GATEHOUSE_ADDR; default localhost:8080)")
+	f.StringVar(&opsAddr, "ops-addr", "", "a separate listen address for /healthz, /readyz and /metrics; /metrics then leaves the public listener (env GATEHOUSE_OPS_ADDR)")
 	f.StringVar(&publicURL, "public-url", "", "the URL people and apps reach Gatehouse at (env GATEHOUSE_PUBLIC_URL; default http://localhost:8080)")
 	f.StringVar(&proxies, "trusted-proxies", "", "comma-separated proxy addresses or prefixes whose X-Forwarded-For is believed (env GATEHOUSE_TRUSTED_PROXIES)")
 	f.Int64Var(&bodyLimit, "body-limit", 0, "largest request body in bytes (env GATEHOUSE_BODY_LIMIT; default 65536)")
@@ -81,6 +85,7 @@ func (a *app) serve(ctx context.Context, s *settings) error {
 	srv, err := server.New(ctx, server.Config{
 		PublicURL: s.publicURL, Log: log, TrustedProxies: s.proxies, BodyLimit: s.BodyLimit,
 		HashConcurrency: s.HashConcurrency, Version: version(), KEK: kek,
+		SeparateOps: s.OpsAddr != "",
 	}, st)
 	if err != nil {
 		return err
@@ -121,8 +126,24 @@ func (a *app) serve(ctx context.Context, s *settings) error {
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "public_url", s.publicURL.String())
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	var ops *http.Server
+	if s.OpsAddr != "" {
+		oln, err := net.Listen("tcp", s.OpsAddr)
+		if err != nil {
+			hs.Close()
+			return fmt.Errorf("listen on %s: %w (set --ops-addr or GATEHOUSE_OPS_ADDR to a free address)", s.OpsAddr, err)
+		}
+		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: s.ReadTimeout,
+			WriteTimeout: s.WriteTimeout, IdleTimeout: s.IdleTimeout, MaxHeaderBytes: 32 << 10}
+		go func() {
+			if err := ops.Serve(oln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("operations listener: %w", err)
+			}
+		}()
+		fmt.Fprintf(a.stdout, "Operations (/healthz, /readyz, /metrics) on http://%s\n", oln.Addr())
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -131,6 +152,9 @@ func (a *app) serve(ctx context.Context, s *settings) error {
 	log.Info("shutting down: draining in-flight requests", "timeout", s.ShutdownTimeout.String())
 	sctx, scancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 	defer scancel()
+	if ops != nil {
+		defer ops.Shutdown(sctx)
+	}
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -52,6 +52,9 @@ type Config struct {
 	Version string
 	// KEK is the 32-byte key-encryption key that seals signing keys at rest.
 	KEK []byte
+	// SeparateOps keeps /metrics off the public handler: it is served only
+	// by OpsHandler, on a listener of its own.
+	SeparateOps bool
 	// OutboxPoll is how often the outbox worker looks for due messages
 	// (default outbox.DefaultPoll).
 	OutboxPoll time.Duration
@@ -62,6 +65,7 @@ type Server struct {
 	cfg      Config
 	store    store.Store
 	handler  http.Handler
+	ops      http.Handler
 	Tenants  *tenant.Service
 	Users    *user.Service
 	Authn    *authn.Service
@@ -173,9 +177,12 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	ops.HandleFunc("GET /healthz", s.healthz)
 	ops.HandleFunc("GET /readyz", s.readyz)
 	ops.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.ops = ops
 	mux.HandleHTTP("GET /healthz", ops)
 	mux.HandleHTTP("GET /readyz", ops)
-	mux.HandleHTTP("GET /metrics", ops)
+	if !cfg.SeparateOps {
+		mux.HandleHTTP("GET /metrics", ops)
+	}
 
 	s.handler = web.Chain(mux,
 		web.AssignRequestID,
@@ -188,8 +195,12 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the whole HTTP surface.
+// Handler is the whole public HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// OpsHandler serves /healthz, /readyz and /metrics, for a listener of its
+// own (Config.SeparateOps).
+func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // SetupLink returns the one-time first-run link while no platform
 // administrator exists, or "".
