@@ -337,6 +337,12 @@ func TestBackchannelLogoutFailingClients(t *testing.T) {
 		t.Errorf("%d pending after a timeout, want 1", pending)
 	}
 
+	// A notice that cannot be read is given up on at once, not retried.
+	err := f.env.Server.Provider.DeliverLogoutNotice(f.ctx, &ciam.OutboxMessage{ID: "bad", TenantID: f.tenant.ID, Kind: "backchannel_logout", Payload: []byte("{not json")})
+	if err == nil || !outbox.IsPermanent(err) {
+		t.Errorf("a garbled notice: %v; want a permanent error", err)
+	}
+
 	// A client deleted before delivery: nothing is posted, the notice is done.
 	gone := newRelyingParty(t)
 	app = f.backchannelApp(gone.uri())

@@ -10,6 +10,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -144,7 +145,7 @@ func (w *Worker) poll() time.Duration  { return orDefault(w.Poll, DefaultPoll) }
 func (w *Worker) lease() time.Duration { return orDefault(w.Lease, DefaultLease) }
 func (w *Worker) batch() int           { return orDefault(w.Batch, DefaultBatch) }
 func (w *Worker) maxAttempts() int     { return orDefault(w.MaxAttempts, DefaultMaxAttempts) }
-func (w *Worker) log() *slog.Logger    { return cmpOr(w.Log, slog.New(slog.DiscardHandler)) }
+func (w *Worker) log() *slog.Logger    { return cmp.Or(w.Log, slog.New(slog.DiscardHandler)) }
 func (w *Worker) observe(kind, o string) {
 	if w.Observe != nil {
 		w.Observe(kind, o)
@@ -156,13 +157,6 @@ func orDefault[T int | time.Duration](v, d T) T {
 		return d
 	}
 	return v
-}
-
-func cmpOr(l, d *slog.Logger) *slog.Logger {
-	if l == nil {
-		return d
-	}
-	return l
 }
 
 // Notify tells the worker that a message was just queued, so it looks now

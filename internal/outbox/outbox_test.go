@@ -21,22 +21,10 @@ import (
 type fixture struct {
 	st      store.Store
 	tenant  ciam.TenantID
-	mu      sync.Mutex
-	now     time.Time
+	clock   *testenv.Clock
 	ctx     context.Context
+	mu      sync.Mutex // guards outcome
 	outcome map[string]int
-}
-
-func (f *fixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fixture) tick(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
 }
 
 func openSQLite(t *testing.T) store.Store {
@@ -49,14 +37,14 @@ func openSQLite(t *testing.T) store.Store {
 }
 
 func setup(t *testing.T, st store.Store) *fixture {
-	f := &fixture{st: st, ctx: context.Background(), now: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC), outcome: map[string]int{}}
+	f := &fixture{st: st, ctx: context.Background(), clock: testenv.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)), outcome: map[string]int{}}
 	f.tenant = f.newTenant(t, "acme")
 	return f
 }
 
 func (f *fixture) newTenant(t *testing.T, slug string) ciam.TenantID {
 	tn := &ciam.Tenant{ID: ciam.TenantID(ciam.NewID()), Slug: slug, DisplayName: slug, PrimaryColor: "#000000", MFAPolicy: ciam.MFAOff,
-		SessionIdle: time.Hour, SessionAbsolute: 3 * time.Hour, CreatedAt: f.now, UpdatedAt: f.now}
+		SessionIdle: time.Hour, SessionAbsolute: 3 * time.Hour, CreatedAt: f.clock.Now(), UpdatedAt: f.clock.Now()}
 	if err := f.st.Tx(f.ctx, tn.ID, func(tx store.Tx) error { return tx.Tenant().Create(f.ctx, tn) }); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +53,7 @@ func (f *fixture) newTenant(t *testing.T, slug string) ciam.TenantID {
 
 func (f *fixture) worker(deliver outbox.DeliverFunc) *outbox.Worker {
 	return &outbox.Worker{
-		Store: f.st, Now: f.clock, Deliverers: map[string]outbox.Deliverer{"test": deliver},
+		Store: f.st, Now: f.clock.Now, Deliverers: map[string]outbox.Deliverer{"test": deliver},
 		Backoff: func(n int) time.Duration { return time.Duration(n) * time.Minute },
 		Observe: func(kind, o string) {
 			f.mu.Lock()
@@ -78,7 +66,7 @@ func (f *fixture) worker(deliver outbox.DeliverFunc) *outbox.Worker {
 func (f *fixture) add(t *testing.T, tenant ciam.TenantID, body string) *ciam.OutboxMessage {
 	var m *ciam.OutboxMessage
 	err := f.st.Tx(f.ctx, tenant, func(tx store.Tx) (err error) {
-		m, err = outbox.Add(f.ctx, tx, "test", map[string]string{"body": body}, f.clock())
+		m, err = outbox.Add(f.ctx, tx, "test", map[string]string{"body": body}, f.clock.Now())
 		return err
 	})
 	if err != nil {
@@ -119,7 +107,7 @@ func TestDeliveredOnceAndOnlyIfCommitted(t *testing.T) {
 	// A message queued in a transaction that rolls back is never sent.
 	boom := errors.New("boom")
 	err := f.st.Tx(f.ctx, f.tenant, func(tx store.Tx) error {
-		if _, err := outbox.Add(f.ctx, tx, "test", "lost", f.now); err != nil {
+		if _, err := outbox.Add(f.ctx, tx, "test", "lost", f.clock.Now()); err != nil {
 			return err
 		}
 		return boom
@@ -136,7 +124,7 @@ func TestDeliveredOnceAndOnlyIfCommitted(t *testing.T) {
 	if len(got) != 1 || got[0] != `{"body":"hello"}` {
 		t.Fatalf("delivered %q", got)
 	}
-	if s := f.get(t, f.tenant, m.ID); s.Status != ciam.OutboxSent || s.Attempts != 1 || !s.DoneAt.Equal(f.now) {
+	if s := f.get(t, f.tenant, m.ID); s.Status != ciam.OutboxSent || s.Attempts != 1 || !s.DoneAt.Equal(f.clock.Now()) {
 		t.Errorf("after delivery: %+v", s)
 	}
 	if f.outcome[outbox.OutcomeSent] != 1 {
@@ -156,19 +144,19 @@ func TestRetriesWithBackoffThenSucceeds(t *testing.T) {
 	m := f.add(t, f.tenant, "x")
 	runOnce(t, w)
 	s := f.get(t, f.tenant, m.ID)
-	if s.Status != ciam.OutboxPending || s.LastError != "connection refused" || !s.NextAttemptAt.Equal(f.now.Add(time.Minute)) {
+	if s.Status != ciam.OutboxPending || s.LastError != "connection refused" || !s.NextAttemptAt.Equal(f.clock.Now().Add(time.Minute)) {
 		t.Fatalf("after the first failure: %+v", s)
 	}
 	if n := runOnce(t, w); n != 0 {
 		t.Fatalf("retried before the backoff ended")
 	}
-	f.tick(time.Minute)
+	f.clock.Advance(time.Minute)
 	runOnce(t, w) // second failure: backoff 2 minutes
-	f.tick(time.Minute)
+	f.clock.Advance(time.Minute)
 	if n := runOnce(t, w); n != 0 {
 		t.Fatalf("retried before the second backoff ended")
 	}
-	f.tick(time.Minute)
+	f.clock.Advance(time.Minute)
 	runOnce(t, w)
 	s = f.get(t, f.tenant, m.ID)
 	if s.Status != ciam.OutboxSent || s.Attempts != 3 {
@@ -200,7 +188,7 @@ func TestDeadLetteredAfterMaxAttempts(t *testing.T) {
 	m := f.add(t, f.tenant, "x")
 	for range 3 {
 		runOnce(t, w)
-		f.tick(time.Hour)
+		f.clock.Advance(time.Hour)
 	}
 	if n := runOnce(t, w); n != 0 {
 		t.Fatalf("a dead letter was claimed again")
@@ -254,7 +242,7 @@ func TestPanicAndUnknownKindAreRetried(t *testing.T) {
 	m := f.add(t, f.tenant, "x")
 	var other *ciam.OutboxMessage
 	err := f.st.Tx(f.ctx, f.tenant, func(tx store.Tx) (err error) {
-		other, err = outbox.Add(f.ctx, tx, "from-a-newer-version", nil, f.now)
+		other, err = outbox.Add(f.ctx, tx, "from-a-newer-version", nil, f.clock.Now())
 		return err
 	})
 	if err != nil {
@@ -276,7 +264,7 @@ func TestPanicAndUnknownKindAreRetried(t *testing.T) {
 func TestLapsedLeaseIsClaimedAgain(t *testing.T) {
 	f := setup(t, openSQLite(t))
 	m := f.add(t, f.tenant, "x")
-	claimed, err := f.st.System().ClaimOutbox(f.ctx, "crashed-worker", f.now, f.now.Add(outbox.DefaultLease), 10)
+	claimed, err := f.st.System().ClaimOutbox(f.ctx, "crashed-worker", f.clock.Now(), f.clock.Now().Add(outbox.DefaultLease), 10)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v %v", claimed, err)
 	}
@@ -285,11 +273,11 @@ func TestLapsedLeaseIsClaimedAgain(t *testing.T) {
 		delivered.Add(1)
 		return nil
 	})
-	f.tick(outbox.DefaultLease - time.Second)
+	f.clock.Advance(outbox.DefaultLease - time.Second)
 	if n := runOnce(t, w); n != 0 {
 		t.Fatalf("claimed a message another worker holds")
 	}
-	f.tick(time.Second)
+	f.clock.Advance(time.Second)
 	runOnce(t, w)
 	if s := f.get(t, f.tenant, m.ID); s.Status != ciam.OutboxSent || s.Attempts != 2 || delivered.Load() != 1 {
 		t.Fatalf("after the lease lapsed: %+v, %d deliveries", s, delivered.Load())
@@ -361,7 +349,7 @@ func TestSweep(t *testing.T) {
 	f.add(t, f.tenant, "x")
 	runOnce(t, w)
 	pending := f.add(t, f.tenant, "y")
-	n, err := outbox.Sweep(f.ctx, f.st, f.tenant, f.now.Add(time.Second))
+	n, err := outbox.Sweep(f.ctx, f.st, f.tenant, f.clock.Now().Add(time.Second))
 	if err != nil || n != 1 {
 		t.Fatalf("Sweep = %d, %v", n, err)
 	}
@@ -434,5 +422,29 @@ func TestConcurrentWorkersDeliverOnce(t *testing.T) {
 				t.Errorf("counts %d %d %v", pending, dead, err)
 			}
 		})
+	}
+}
+
+// With the database gone, a round reports the error and delivers nothing;
+// Run keeps polling (it does not spin or exit) until its context ends.
+func TestDatabaseDown(t *testing.T) {
+	st := openSQLite(t)
+	f := setup(t, st)
+	f.add(t, f.tenant, "x")
+	var calls atomic.Int32
+	w := f.worker(func(ctx context.Context, m *ciam.OutboxMessage) error {
+		calls.Add(1)
+		return nil
+	})
+	w.Poll = 10 * time.Millisecond
+	st.Close()
+	if n, err := w.RunOnce(context.Background()); err == nil || n != 0 {
+		t.Fatalf("RunOnce on a closed database = %d, %v; want an error", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	w.Run(ctx) // returns when ctx ends
+	if calls.Load() != 0 {
+		t.Errorf("delivered with the database down")
 	}
 }

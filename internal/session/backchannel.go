@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
@@ -31,26 +30,13 @@ func NotifyEnded(ctx context.Context, tx store.Tx, user ciam.UserID, ended []cia
 	if len(ended) == 0 {
 		return nil
 	}
-	bySession, err := tx.Sessions().Clients(ctx, ended)
-	if err != nil || len(bySession) == 0 {
+	bySession, err := tx.Sessions().LogoutClients(ctx, ended)
+	if err != nil {
 		return err
 	}
-	uri := map[ciam.ClientID]string{}
 	for _, sid := range ended {
-		for _, cid := range bySession[sid] {
-			u, seen := uri[cid]
-			if !seen {
-				c, err := tx.Clients().Get(ctx, cid)
-				if err != nil {
-					return fmt.Errorf("logout notice for client %s: %w", cid, err)
-				}
-				u = c.BackchannelLogoutURI
-				uri[cid] = u
-			}
-			if u == "" {
-				continue
-			}
-			if _, err := outbox.Add(ctx, tx, KindLogoutNotice, LogoutNotice{ClientID: cid, UserID: user, SessionID: sid}, now); err != nil {
+		for _, c := range bySession[sid] {
+			if _, err := outbox.Add(ctx, tx, KindLogoutNotice, LogoutNotice{ClientID: c.ID, UserID: user, SessionID: sid}, now); err != nil {
 				return err
 			}
 		}

@@ -151,8 +151,9 @@ type Sessions interface {
 	// a pair twice is not an error. ErrNotFound if the session or the client
 	// does not exist.
 	AddClient(ctx context.Context, session ciam.SessionID, client ciam.ClientID, at time.Time) error
-	// Clients returns the clients recorded for the sessions, by session.
-	Clients(ctx context.Context, sessions []ciam.SessionID) (map[ciam.SessionID][]ciam.ClientID, error)
+	// LogoutClients returns, by session, the clients recorded for the
+	// sessions that have a back-channel logout URI now, with that URI.
+	LogoutClients(ctx context.Context, sessions []ciam.SessionID) (map[ciam.SessionID][]LogoutClient, error)
 	// DeleteExpired removes sessions that ended before cutoff; it returns how many.
 	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
 }
@@ -242,6 +243,12 @@ type RefreshTokens interface {
 	// be empty) has a revoked token, user's status (user may be empty) and
 	// whether client exists.
 	AccessState(ctx context.Context, family string, user ciam.UserID, client ciam.ClientID) (AccessState, error)
+}
+
+// LogoutClient is a client to notify when a session ends.
+type LogoutClient struct {
+	ID                   ciam.ClientID
+	BackchannelLogoutURI string
 }
 
 // AccessState is what RefreshTokens.AccessState reads.

@@ -36,6 +36,9 @@ type Clock struct {
 	now time.Time
 }
 
+// NewClock returns a clock set to now.
+func NewClock(now time.Time) *Clock { return &Clock{now: now} }
+
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
@@ -81,7 +84,7 @@ func NewWith(t testing.TB, o Options) *Env {
 		}
 	}
 	t.Cleanup(func() { st.Close() })
-	clock := &Clock{now: time.Now().UTC()}
+	clock := NewClock(time.Now().UTC())
 	hs := httptest.NewUnstartedServer(nil)
 	hs.Start()
 	t.Cleanup(hs.Close)

@@ -191,9 +191,10 @@ func (r sessions) AddClient(ctx context.Context, session ciam.SessionID, client 
 	return nil // recorded before
 }
 
-// Clients reads the pairs of up to maxIn sessions per query.
-func (r sessions) Clients(ctx context.Context, ids []ciam.SessionID) (map[ciam.SessionID][]ciam.ClientID, error) {
-	out := map[ciam.SessionID][]ciam.ClientID{}
+// LogoutClients reads the pairs of up to maxIn sessions per query, joined
+// with the clients that have a back-channel logout URI.
+func (r sessions) LogoutClients(ctx context.Context, ids []ciam.SessionID) (map[ciam.SessionID][]store.LogoutClient, error) {
+	out := map[ciam.SessionID][]store.LogoutClient{}
 	for len(ids) > 0 {
 		part := ids[:min(len(ids), maxIn)]
 		ids = ids[len(part):]
@@ -201,24 +202,26 @@ func (r sessions) Clients(ctx context.Context, ids []ciam.SessionID) (map[ciam.S
 		for _, id := range part {
 			args = append(args, string(id))
 		}
-		q := dynamicQuery(`SELECT session_id, client_id FROM session_clients WHERE tenant_id = ? AND session_id IN (` +
-			strings.Repeat("?, ", len(part)-1) + `?) ORDER BY session_id, client_id`)
+		q := dynamicQuery(`SELECT sc.session_id, c.id, c.backchannel_logout_uri FROM session_clients sc
+			JOIN clients c ON c.tenant_id = sc.tenant_id AND c.id = sc.client_id
+			WHERE sc.tenant_id = ? AND c.backchannel_logout_uri <> '' AND sc.session_id IN (` +
+			strings.Repeat("?, ", len(part)-1) + `?) ORDER BY sc.session_id, c.id`)
 		rows, err := r.rows(ctx, q, args...)
 		if err != nil {
-			return nil, r.db.wrap(err, "clients of sessions")
+			return nil, r.db.wrap(err, "logout clients of sessions")
 		}
 		for rows.Next() {
-			var sid, cid string
-			if err := rows.Scan(&sid, &cid); err != nil {
+			var sid, cid, uri string
+			if err := rows.Scan(&sid, &cid, &uri); err != nil {
 				rows.Close()
-				return nil, r.db.wrap(err, "clients of sessions")
+				return nil, r.db.wrap(err, "logout clients of sessions")
 			}
-			out[ciam.SessionID(sid)] = append(out[ciam.SessionID(sid)], ciam.ClientID(cid))
+			out[ciam.SessionID(sid)] = append(out[ciam.SessionID(sid)], store.LogoutClient{ID: ciam.ClientID(cid), BackchannelLogoutURI: uri})
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, r.db.wrap(err, "clients of sessions")
+			return nil, r.db.wrap(err, "logout clients of sessions")
 		}
 	}
 	return out, nil

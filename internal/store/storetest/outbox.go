@@ -334,63 +334,85 @@ func isolationOutbox(t *testing.T, s store.Store) {
 	}
 }
 
-func sessionsClients(t *testing.T, s store.Store) {
+// withLogoutURI creates client id in tenant with a back-channel logout URI.
+func withLogoutURI(t *testing.T, s store.Store, tenant ciam.TenantID, id ciam.ClientID) store.LogoutClient {
+	t.Helper()
+	c := clientFixture(id)
+	c.BackchannelLogoutURI = "https://" + string(id) + ".example/logout"
+	mustTx(t, s, tenant, func(tx store.Tx) error { return tx.Clients().Create(t.Context(), c) })
+	return store.LogoutClient{ID: id, BackchannelLogoutURI: c.BackchannelLogoutURI}
+}
+
+func sessionsLogoutClients(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p := newOAuthParty(t, s, "acme")
-	other := newClient(t, s, p.tenant.ID, "other")
+	app := store.LogoutClient{ID: p.client.ID, BackchannelLogoutURI: p.client.BackchannelLogoutURI}
+	if app.BackchannelLogoutURI == "" {
+		t.Fatal("the client fixture has no back-channel logout URI")
+	}
+	other := withLogoutURI(t, s, p.tenant.ID, "other-bc")
+	plainC := clientFixture("plain")
+	plainC.BackchannelLogoutURI = ""
+	mustTx(t, s, p.tenant.ID, func(tx store.Tx) error { return tx.Clients().Create(ctx, plainC) })
+	plain := plainC.ID
 	s2 := newSession(t, s, p.tenant.ID, p.user.ID, base().Add(time.Minute))
+	logoutClients := func(tenant ciam.TenantID, ids ...ciam.SessionID) map[ciam.SessionID][]store.LogoutClient {
+		t.Helper()
+		var got map[ciam.SessionID][]store.LogoutClient
+		mustView(t, s, tenant, func(tx store.Tx) (err error) {
+			got, err = tx.Sessions().LogoutClients(ctx, ids)
+			return err
+		})
+		return got
+	}
 	mustTx(t, s, p.tenant.ID, func(tx store.Tx) error {
 		for _, pair := range []struct {
 			s ciam.SessionID
 			c ciam.ClientID
-		}{{p.session.ID, p.client.ID}, {p.session.ID, other.ID}, {p.session.ID, p.client.ID}, {s2.ID, other.ID}} {
+		}{{p.session.ID, app.ID}, {p.session.ID, other.ID}, {p.session.ID, plain}, {p.session.ID, app.ID}, {s2.ID, other.ID}} {
 			if err := tx.Sessions().AddClient(ctx, pair.s, pair.c, base()); err != nil {
 				return err
 			}
 		}
-		wantErr(t, "AddClient of an unknown session", tx.Sessions().AddClient(ctx, "nope", p.client.ID, base()), store.ErrNotFound)
+		wantErr(t, "AddClient of an unknown session", tx.Sessions().AddClient(ctx, "nope", app.ID, base()), store.ErrNotFound)
 		wantErr(t, "AddClient of an unknown client", tx.Sessions().AddClient(ctx, p.session.ID, "nope", base()), store.ErrNotFound)
-		got, err := tx.Sessions().Clients(ctx, []ciam.SessionID{p.session.ID, s2.ID, "unknown"})
+		return nil
+	})
+	// The client without a back-channel URI is recorded but not returned.
+	wantEqual(t, "LogoutClients", logoutClients(p.tenant.ID, p.session.ID, s2.ID, "unknown"), map[ciam.SessionID][]store.LogoutClient{
+		p.session.ID: {app, other},
+		s2.ID:        {other},
+	})
+	// Deleting a client forgets it; a URI registered later counts.
+	mustTx(t, s, p.tenant.ID, func(tx store.Tx) error {
+		if err := tx.Clients().Delete(ctx, other.ID); err != nil {
+			return err
+		}
+		c, err := tx.Clients().Get(ctx, plain)
 		if err != nil {
 			return err
 		}
-		wantEqual(t, "Clients", got, map[ciam.SessionID][]ciam.ClientID{
-			p.session.ID: {p.client.ID, other.ID},
-			s2.ID:        {other.ID},
-		})
-		return nil
+		c.BackchannelLogoutURI = "https://late.example/logout" // registered after the fact: now notified
+		return tx.Clients().Update(ctx, c)
 	})
-	// Deleting a client forgets it.
-	mustTx(t, s, p.tenant.ID, func(tx store.Tx) error { return tx.Clients().Delete(ctx, other.ID) })
-	mustView(t, s, p.tenant.ID, func(tx store.Tx) error {
-		got, err := tx.Sessions().Clients(ctx, []ciam.SessionID{p.session.ID, s2.ID})
-		if err != nil {
-			return err
-		}
-		wantEqual(t, "Clients after deleting one", got, map[ciam.SessionID][]ciam.ClientID{p.session.ID: {p.client.ID}})
-		return nil
+	wantEqual(t, "LogoutClients after changes", logoutClients(p.tenant.ID, p.session.ID, s2.ID), map[ciam.SessionID][]store.LogoutClient{
+		p.session.ID: {app, {ID: plain, BackchannelLogoutURI: "https://late.example/logout"}},
 	})
-	// Many sessions at once.
+	// Many sessions at once (more than one IN list).
 	var many []ciam.SessionID
 	for i := range 700 {
 		many = append(many, ciam.SessionID(fmt.Sprintf("s%04d", i)))
 	}
-	many = append(many, p.session.ID)
-	mustView(t, s, p.tenant.ID, func(tx store.Tx) error {
-		got, err := tx.Sessions().Clients(ctx, many)
-		if err != nil {
-			return err
-		}
-		wantEqual(t, "Clients of 701 sessions", got, map[ciam.SessionID][]ciam.ClientID{p.session.ID: {p.client.ID}})
-		return nil
-	})
+	many = append(many, s2.ID, p.session.ID)
+	if got := logoutClients(p.tenant.ID, many...); len(got) != 1 || len(got[p.session.ID]) != 2 {
+		t.Errorf("LogoutClients of 702 sessions = %v", got)
+	}
 	// Another tenant sees none of it and cannot add to it.
 	b := newOAuthParty(t, s, "globex")
+	if got := logoutClients(b.tenant.ID, p.session.ID); len(got) != 0 {
+		t.Errorf("LogoutClients from B = %v; want none", got)
+	}
 	mustTx(t, s, b.tenant.ID, func(tx store.Tx) error {
-		got, err := tx.Sessions().Clients(ctx, []ciam.SessionID{p.session.ID})
-		if err != nil || len(got) != 0 {
-			t.Errorf("Clients from B = %v, %v; want none", got, err)
-		}
 		wantErr(t, "AddClient of A's session from B", tx.Sessions().AddClient(ctx, p.session.ID, b.client.ID, base()), store.ErrNotFound)
 		return nil
 	})
@@ -402,11 +424,7 @@ func sessionsClients(t *testing.T, s store.Store) {
 		_, err := tx.Sessions().DeleteExpired(ctx, base().Add(time.Hour))
 		return err
 	})
-	mustView(t, s, p.tenant.ID, func(tx store.Tx) error {
-		got, err := tx.Sessions().Clients(ctx, []ciam.SessionID{p.session.ID})
-		if err != nil || len(got) != 0 {
-			t.Errorf("Clients of a deleted session = %v, %v; want none", got, err)
-		}
-		return nil
-	})
+	if got := logoutClients(p.tenant.ID, p.session.ID); len(got) != 0 {
+		t.Errorf("LogoutClients of a deleted session = %v; want none", got)
+	}
 }

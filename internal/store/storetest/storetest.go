@@ -79,7 +79,7 @@ func cases() []testCase {
 		{"Sessions/RevokeAll", sessionsRevokeAll},
 		{"Sessions/DeleteExpired", sessionsDeleteExpired},
 		{"Sessions/UntrustedText", sessionsUntrustedText},
-		{"Sessions/Clients", sessionsClients},
+		{"Sessions/LogoutClients", sessionsLogoutClients},
 
 		{"Audit/Chain", auditChain},
 		{"Audit/ListFilter", auditListFilter},
