@@ -40,9 +40,17 @@ type Tenant struct {
 	RequireVerifiedEmail bool   // users must verify their email before their first login
 	SessionIdle          time.Duration
 	SessionAbsolute      time.Duration
-	CreatedAt            time.Time
-	UpdatedAt            time.Time
-	Version              int64 // incremented by every update; updates check it
+	// Lifetimes of the links and codes sent by mail; zero means the
+	// default (DefaultEmailVerifyTTL and so on).
+	EmailVerifyTTL   time.Duration
+	PasswordResetTTL time.Duration
+	LoginLinkTTL     time.Duration // magic links and login codes
+	// Mail overrides the deployment's SMTP settings for this tenant's mail;
+	// its zero value uses them unchanged.
+	Mail      TenantMail
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Version   int64 // incremented by every update; updates check it
 }
 
 // Default session lifetimes for a new tenant.
@@ -50,6 +58,55 @@ const (
 	DefaultSessionIdle     = 24 * time.Hour
 	DefaultSessionAbsolute = 30 * 24 * time.Hour
 )
+
+// Default lifetimes of the links and codes sent by mail.
+const (
+	DefaultEmailVerifyTTL   = 24 * time.Hour
+	DefaultPasswordResetTTL = 30 * time.Minute
+	DefaultLoginLinkTTL     = 10 * time.Minute
+	EmailChangeUndoTTL      = 72 * time.Hour
+)
+
+// VerifyTTL is how long an address verification link or code lives.
+func (t *Tenant) VerifyTTL() time.Duration {
+	return orDefault(t.EmailVerifyTTL, DefaultEmailVerifyTTL)
+}
+
+// ResetTTL is how long a password reset link lives.
+func (t *Tenant) ResetTTL() time.Duration {
+	return orDefault(t.PasswordResetTTL, DefaultPasswordResetTTL)
+}
+
+// LoginTTL is how long a login link or code lives.
+func (t *Tenant) LoginTTL() time.Duration {
+	return orDefault(t.LoginLinkTTL, DefaultLoginLinkTTL)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// TenantMail is a tenant's override of the deployment's SMTP settings. Set
+// fields replace the deployment's; a different Host brings its own port,
+// TLS mode and credentials (the deployment's are never sent to it).
+type TenantMail struct {
+	Host     string `json:"host,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	TLS      string `json:"tls,omitempty"` // none, starttls or tls
+	Username string `json:"username,omitempty"`
+	// SealedPassword is the SMTP password sealed under the deployment's
+	// key-encryption key; only the mail service opens it.
+	SealedPassword []byte `json:"sealed_password,omitempty"`
+	From           string `json:"from,omitempty"`
+}
+
+// IsZero reports whether no field is set.
+func (m TenantMail) IsZero() bool {
+	return m.Host == "" && m.Port == 0 && m.TLS == "" && m.Username == "" && len(m.SealedPassword) == 0 && m.From == ""
+}
 
 // EffectivePasswordMin is the minimum password length the tenant enforces.
 func (t *Tenant) EffectivePasswordMin() int {

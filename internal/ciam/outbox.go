@@ -30,3 +30,37 @@ type OutboxMessage struct {
 	CreatedAt     time.Time
 	DoneAt        time.Time // zero while pending
 }
+
+// Purposes of an EmailToken.
+const (
+	PurposeVerifyEmail     = "verify_email"      // confirm the address at sign-up (link or code)
+	PurposePasswordReset   = "password_reset"    // set a new password (link)
+	PurposeLogin           = "login"             // log in without a password (link or code)
+	PurposeEmailChange     = "email_change"      // confirm a new address (link to the new one)
+	PurposeEmailChangeUndo = "email_change_undo" // undo a change (link to the old address)
+)
+
+// EmailToken is a single-use secret sent by mail: a link and, for some
+// purposes, a six-digit code. Only hashes of the secrets are kept.
+type EmailToken struct {
+	ID       string
+	TenantID TenantID
+	UserID   UserID
+	Purpose  string
+	Email    string // the address the mail went to
+	LinkHash []byte // SHA-256 of the link secret
+	CodeHash []byte // HMAC of the code; nil when no code was sent
+	// BrowserHash binds the token to the browser that asked for it (SHA-256
+	// of a cookie); nil when any browser may redeem it.
+	BrowserHash []byte
+	Data        string // purpose-specific: for an email change, the other address
+	Attempts    int    // codes tried against the token
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	UsedAt      time.Time // zero while the token may be redeemed
+}
+
+// Live reports whether the token may still be redeemed at now.
+func (t *EmailToken) Live(now time.Time) bool {
+	return t.UsedAt.IsZero() && now.Before(t.ExpiresAt)
+}

@@ -84,6 +84,7 @@ type Tx interface {
 	Grants() Grants
 	Nonces() Nonces
 	Outbox() Outbox
+	EmailTokens() EmailTokens
 }
 
 // Tenants reads and writes the transaction's own tenant row.
@@ -305,4 +306,37 @@ type Outbox interface {
 	Finish(ctx context.Context, id, lease string, status ciam.OutboxStatus, at, next time.Time, lastErr string) error
 	// DeleteDone removes sent and dead messages finished before cutoff.
 	DeleteDone(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// EmailTokens holds the tenant's single-use tokens sent by mail.
+type EmailTokens interface {
+	// Create stores t and ends every live token of the same user and purpose
+	// (their UsedAt becomes t.CreatedAt): a newer link or code supersedes
+	// the older ones. ErrNotFound if the user is not in the tenant,
+	// ErrConflict if the id or link hash is taken.
+	Create(ctx context.Context, t *ciam.EmailToken) error
+	// Get returns ErrNotFound for an unknown id.
+	Get(ctx context.Context, id string) (*ciam.EmailToken, error)
+	// ByLinkHash returns the token whose link secret hashes to hash, live or
+	// not; ErrNotFound if none.
+	ByLinkHash(ctx context.Context, hash []byte) (*ciam.EmailToken, error)
+	// Latest returns the user's newest token of purpose, live or not;
+	// ErrNotFound if none.
+	Latest(ctx context.Context, user ciam.UserID, purpose string) (*ciam.EmailToken, error)
+	// CountSince counts the user's tokens of purpose created at or after since.
+	CountSince(ctx context.Context, user ciam.UserID, purpose string, since time.Time) (int, error)
+	// Consume ends a live token at at, in one conditional update: of racing
+	// redeemers exactly one succeeds. ErrConflict if it is used, superseded,
+	// revoked or expired at at; ErrNotFound if it does not exist.
+	Consume(ctx context.Context, id string, at time.Time) error
+	// Attempt counts one code tried against a live token that has had fewer
+	// than max attempts, before the code is compared, so racing guesses
+	// cannot exceed max. ErrConflict when the token is not live at at or its
+	// attempts are used up; ErrNotFound if it does not exist.
+	Attempt(ctx context.Context, id string, max int, at time.Time) error
+	// Revoke ends the user's live tokens of the given purposes at at and
+	// returns how many it ended.
+	Revoke(ctx context.Context, user ciam.UserID, purposes []string, at time.Time) (int, error)
+	// DeleteExpired removes tokens that expired before cutoff.
+	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
 }

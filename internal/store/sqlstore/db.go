@@ -52,6 +52,13 @@ type DB struct {
 	stmts     sync.Map // stmtKey -> *sql.Stmt, with Dialect.PrepareStatements
 	preparing sync.Map // stmtKey -> true while or once it is being prepared
 	prepared  atomic.Int64
+	// bg counts the background preparations; Close cancels them through
+	// stop and waits, so no connection outlives Close.
+	bg      sync.WaitGroup
+	bgMu    sync.Mutex
+	stopped bool
+	stop    context.CancelFunc
+	bgCtx   context.Context
 
 	migrated  atomic.Bool // migrations were found current once; they stay current
 	closeOnce sync.Once
@@ -72,12 +79,15 @@ func New(cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: migrations: %w", err)
 	}
+	bgCtx, stop := context.WithCancel(context.Background())
 	return &DB{
 		dialect: cfg.Dialect,
 		writer:  cfg.Writer,
 		reader:  reader,
 		ph:      cfg.Dialect.Placeholder,
 		goose:   p,
+		bgCtx:   bgCtx,
+		stop:    stop,
 	}, nil
 }
 
@@ -87,6 +97,11 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 // Close closes the database handles. It is safe to call more than once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		db.bgMu.Lock()
+		db.stopped = true
+		db.bgMu.Unlock()
+		db.stop()
+		db.bg.Wait()
 		db.stmts.Range(func(_, v any) bool {
 			v.(*sql.Stmt).Close()
 			return true
@@ -205,6 +220,7 @@ func (t *tx) RefreshTokens() store.RefreshTokens { return refreshTokens{t} }
 func (t *tx) Grants() store.Grants               { return grants{t} }
 func (t *tx) Nonces() store.Nonces               { return nonces{t} }
 func (t *tx) Outbox() store.Outbox               { return outbox{t} }
+func (t *tx) EmailTokens() store.EmailTokens     { return emailTokens{t} }
 
 func (t *tx) exec(ctx context.Context, q query, args ...any) (sql.Result, error) {
 	if t.readOnly {
@@ -280,8 +296,15 @@ func (db *DB) prepareLater(k stmtKey) {
 	if _, busy := db.preparing.LoadOrStore(k, true); busy {
 		return
 	}
+	db.bgMu.Lock()
+	defer db.bgMu.Unlock()
+	if db.stopped {
+		return
+	}
+	db.bg.Add(1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer db.bg.Done()
+		ctx, cancel := context.WithTimeout(db.bgCtx, 30*time.Second)
 		defer cancel()
 		st, err := k.pool.PrepareContext(ctx, k.text)
 		if err != nil {

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
@@ -11,16 +13,18 @@ import (
 
 const tenantColumns = `id, slug, display_name, logo_url, primary_color, signup_open, listed, is_system,
 	password_min_length, mfa_policy, require_verified_email, session_idle_ns, session_absolute_ns,
+	email_verify_ttl_ns, password_reset_ttl_ns, login_link_ttl_ns, mail_settings,
 	created_at, updated_at, version`
 
 var (
 	qTenantInsert = newQuery(`INSERT INTO tenants (` + tenantColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`)
 	qTenantGet    = newQuery(`SELECT ` + tenantColumns + ` FROM tenants WHERE id = ?`)
 	qTenantUpdate = newQuery(`UPDATE tenants SET slug = ?, display_name = ?, logo_url = ?,
 		primary_color = ?, signup_open = ?, listed = ?, is_system = ?, password_min_length = ?,
 		mfa_policy = ?, require_verified_email = ?, session_idle_ns = ?, session_absolute_ns = ?,
+		email_verify_ttl_ns = ?, password_reset_ttl_ns = ?, login_link_ttl_ns = ?, mail_settings = ?,
 		updated_at = ?, version = version + 1
 		WHERE id = ? AND version = ?`)
 	qTenantVersion = newQuery(`SELECT version FROM tenants WHERE id = ?`)
@@ -39,9 +43,14 @@ func (r tenants) Create(ctx context.Context, tn *ciam.Tenant) error {
 	}
 	tn.CreatedAt, tn.UpdatedAt = utc(tn.CreatedAt), utc(tn.UpdatedAt)
 	tn.Version = 1
+	mailSettings, err := encodeTenantMail(tn.Mail)
+	if err != nil {
+		return err
+	}
 	res, err := r.exec(ctx, qTenantInsert,
 		string(tn.ID), tn.Slug, tn.DisplayName, tn.LogoURL, tn.PrimaryColor, tn.SignupOpen, tn.Listed, tn.System,
 		tn.PasswordMinLength, tn.MFAPolicy, tn.RequireVerifiedEmail, int64(tn.SessionIdle), int64(tn.SessionAbsolute),
+		int64(tn.EmailVerifyTTL), int64(tn.PasswordResetTTL), int64(tn.LoginLinkTTL), mailSettings,
 		micros(tn.CreatedAt), micros(tn.UpdatedAt), tn.Version)
 	if err != nil {
 		return r.db.wrap(err, "create tenant %s", tn.ID)
@@ -69,9 +78,14 @@ func (r tenants) Update(ctx context.Context, tn *ciam.Tenant) error {
 		return notFoundf("update tenant %s", tn.ID)
 	}
 	updated := utc(tn.UpdatedAt)
+	mailSettings, err := encodeTenantMail(tn.Mail)
+	if err != nil {
+		return err
+	}
 	res, err := r.execUpdate(ctx, qTenantUpdate,
 		tn.Slug, tn.DisplayName, tn.LogoURL, tn.PrimaryColor, tn.SignupOpen, tn.Listed, tn.System,
 		tn.PasswordMinLength, tn.MFAPolicy, tn.RequireVerifiedEmail, int64(tn.SessionIdle), int64(tn.SessionAbsolute),
+		int64(tn.EmailVerifyTTL), int64(tn.PasswordResetTTL), int64(tn.LoginLinkTTL), mailSettings,
 		micros(updated), string(tn.ID), tn.Version)
 	if err != nil {
 		return r.db.wrap(err, "update tenant %s", tn.ID)
@@ -94,15 +108,24 @@ func (r tenants) Update(ctx context.Context, tn *ciam.Tenant) error {
 
 func scanTenant(s scanner) (*ciam.Tenant, error) {
 	var (
-		tn               ciam.Tenant
-		idle, absolute   int64
-		created, updated int64
+		tn                        ciam.Tenant
+		idle, absolute            int64
+		verifyTTL, resetTTL, link int64
+		mailSettings              string
+		created, updated          int64
 	)
 	err := s.Scan(&tn.ID, &tn.Slug, &tn.DisplayName, &tn.LogoURL, &tn.PrimaryColor, &tn.SignupOpen, &tn.Listed, &tn.System,
 		&tn.PasswordMinLength, &tn.MFAPolicy, &tn.RequireVerifiedEmail, &idle, &absolute,
+		&verifyTTL, &resetTTL, &link, &mailSettings,
 		&created, &updated, &tn.Version)
 	if err != nil {
 		return nil, err
+	}
+	tn.EmailVerifyTTL, tn.PasswordResetTTL, tn.LoginLinkTTL = time.Duration(verifyTTL), time.Duration(resetTTL), time.Duration(link)
+	if mailSettings != "" {
+		if err := json.Unmarshal([]byte(mailSettings), &tn.Mail); err != nil {
+			return nil, fmt.Errorf("tenant %s: mail settings: %w", tn.ID, err)
+		}
 	}
 	tn.SessionIdle, tn.SessionAbsolute = time.Duration(idle), time.Duration(absolute)
 	tn.CreatedAt, tn.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -124,3 +147,16 @@ func tenantList(rows *sql.Rows) ([]*ciam.Tenant, error) {
 }
 
 var _ store.Tenants = tenants{}
+
+// encodeTenantMail stores an empty override as '' and any other as JSON.
+func encodeTenantMail(m ciam.TenantMail) (string, error) {
+	if m.IsZero() {
+		return "", nil
+	}
+	m.Host, m.TLS, m.Username, m.From = cleanText(m.Host), cleanText(m.TLS), cleanText(m.Username), cleanText(m.From)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encode tenant mail settings: %w", err)
+	}
+	return string(b), nil
+}

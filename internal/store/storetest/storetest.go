@@ -127,6 +127,13 @@ func cases() []testCase {
 		{"Outbox/ConcurrentClaim", outboxConcurrentClaim},
 		{"Outbox/CountsAndDelete", outboxCountsAndDelete},
 
+		{"EmailTokens/CreateGet", emailTokensCreateGet},
+		{"EmailTokens/Supersede", emailTokensSupersede},
+		{"EmailTokens/ConsumeOnce", emailTokensConsumeOnce},
+		{"EmailTokens/ConcurrentConsume", emailTokensConcurrentConsume},
+		{"EmailTokens/AttemptLimit", emailTokensAttemptLimit},
+		{"EmailTokens/RevokeCountDelete", emailTokensRevokeCountDelete},
+
 		{"Settings/PutGetDelete", settingsPutGetDelete},
 		{"Settings/PutIfAbsentRace", settingsPutIfAbsentRace},
 		{"Settings/DeleteRace", settingsDeleteRace},
@@ -150,6 +157,7 @@ func cases() []testCase {
 		{"Isolation/Grants", isolationGrants},
 		{"Isolation/Nonces", isolationNonces},
 		{"Isolation/Outbox", isolationOutbox},
+		{"Isolation/EmailTokens", isolationEmailTokens},
 
 		{"Time/UTCRoundTrip", timeUTCRoundTrip},
 		{"Time/OAuthUTCRoundTrip", timeOAuthUTCRoundTrip},

@@ -175,6 +175,8 @@ func tenantsUpdate(t *testing.T, s store.Store) {
 	tn.DisplayName = "Acme Two"
 	tn.SignupOpen = true
 	tn.PasswordMinLength = 9
+	tn.EmailVerifyTTL, tn.PasswordResetTTL, tn.LoginLinkTTL = 2*time.Hour, 15*time.Minute, 5*time.Minute
+	tn.Mail = ciam.TenantMail{Host: "smtp.acme.test", Port: 2525, TLS: "tls", Username: "u", SealedPassword: []byte{1, 2, 3}, From: "Acme <no-reply@acme.test>"}
 	tn.UpdatedAt = base().Add(time.Hour)
 	mustTx(t, s, tn.ID, func(tx store.Tx) error { return tx.Tenant().Update(ctx, tn) })
 	if tn.Version != v+1 {
