@@ -148,7 +148,7 @@ func tenantList(rows *sql.Rows) ([]*ciam.Tenant, error) {
 
 var _ store.Tenants = tenants{}
 
-// encodeTenantMail stores an empty override as '' and any other as JSON.
+// encodeTenantMail stores an empty override as ” and any other as JSON.
 func encodeTenantMail(m ciam.TenantMail) (string, error) {
 	if m.IsZero() {
 		return "", nil
