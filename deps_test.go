@@ -52,7 +52,7 @@ func under(path string, prefixes ...string) bool {
 
 // TestImportRules checks the one-way import graph of DESIGN.md section 4.
 func TestImportRules(t *testing.T) {
-	services := []string{"internal/audit", "internal/tenant", "internal/user", "internal/session", "internal/authn", "internal/throttle", "internal/keys", "internal/consent", "internal/client", "internal/token", "internal/outbox", "internal/federation"}
+	services := []string{"internal/audit", "internal/notify", "internal/tenant", "internal/user", "internal/session", "internal/authn", "internal/throttle", "internal/keys", "internal/consent", "internal/client", "internal/token", "internal/outbox", "internal/federation"}
 	transports := []string{"internal/oidc", "internal/ui", "internal/admin", "internal/scim", "internal/console"}
 	helpers := []string{"internal/web", "internal/oauth", "internal/mail"}
 	storeImpls := []string{"internal/store/sqlite", "internal/store/postgres", "internal/store/sqlstore"}

@@ -35,6 +35,17 @@ const (
 	PasswordChanged = "password.changed"
 	SessionRevoked  = "session.revoked"
 	AdminSetup      = "admin.setup"
+
+	// Mail-driven steps.
+	EmailVerificationSent  = "email.verification_sent"
+	EmailVerified          = "email.verified"
+	PasswordResetRequested = "password_reset.requested"
+	PasswordReset          = "password.reset"
+	LoginEmailSent         = "login.email_sent"
+	EmailChangeRequested   = "email_change.requested"
+	EmailChanged           = "email.changed"
+	EmailChangeUndone      = "email_change.undone"
+	EmailTokenRefused      = "email_token.refused"
 )
 
 // Meta is what a request tells about who made it.

@@ -53,13 +53,21 @@ type Service struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 	OnLogin  func(outcome string)
+	// Mailer queues the mail of sign-up, recovery and email login.
+	Mailer Mailer
+	// CodeKey keys the hashes of mailed six-digit codes (32 bytes, derived
+	// from the key-encryption key).
+	CodeKey []byte
 }
 
 // Result is a started session.
 type Result struct {
 	User    *ciam.User
-	Session *ciam.Session
-	Token   string // the cookie secret
+	Session *ciam.Session // nil when sign-up waits for the address to be verified
+	Token   string        // the cookie secret
+	// Verify binds the verification code mailed at sign-up to this browser,
+	// for tenants that require a verified address before the first login.
+	Verify Binding
 }
 
 // SignUpInput is what a person enters to create an account.
@@ -73,8 +81,10 @@ type SignUpInput struct {
 // ErrSignupClosed is returned when a tenant does not accept sign-ups.
 var ErrSignupClosed = ciam.Errorf(ciam.Forbidden, "signup_closed", "This service does not accept new sign-ups. Ask its operator for an account.")
 
-// SignUp creates a password account and logs it in: the user, the password,
-// the session and the audit event commit together or not at all.
+// SignUp creates a password account, queues the mail that verifies its
+// address, and logs it in unless the tenant requires a verified address
+// first: the user, the password, the mail, the session and the audit event
+// commit together or not at all.
 func (s *Service) SignUp(ctx context.Context, t *ciam.Tenant, in SignUpInput, m audit.Meta) (*Result, error) {
 	if !t.SignupOpen {
 		return nil, ErrSignupClosed
@@ -91,8 +101,13 @@ func (s *Service) SignUp(ctx context.Context, t *ciam.Tenant, in SignUpInput, m 
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
-	sess, token := s.Sessions.New(t, u.ID, []string{"pwd"}, m)
-	u.LastLoginAt = now
+	res := &Result{User: u}
+	waits := t.RequireVerifiedEmail
+	if !waits {
+		res.Session, res.Token = s.Sessions.New(t, u.ID, []string{"pwd"}, m)
+		u.LastLoginAt = now
+	}
+	binding := newBinding()
 	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
 		if err := tx.Users().Create(ctx, u); err != nil {
 			return err
@@ -100,10 +115,20 @@ func (s *Service) SignUp(ctx context.Context, t *ciam.Tenant, in SignUpInput, m 
 		if err := tx.Passwords().Set(ctx, u.ID, hash, now); err != nil {
 			return err
 		}
-		if err := tx.Sessions().Create(ctx, sess); err != nil {
+		if res.Session != nil {
+			if err := tx.Sessions().Create(ctx, res.Session); err != nil {
+				return err
+			}
+		}
+		if err := audit.Record(ctx, tx, now, audit.UserSignup, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, u.Email, map[string]string{"method": "password"}); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, now, audit.UserSignup, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, u.Email, map[string]string{"method": "password"})
+		in, err := s.queueVerification(ctx, tx, t, u, binding.Secret, m, now)
+		if err != nil {
+			return err
+		}
+		binding.TokenID = in.token.ID
+		return nil
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return nil, user.ErrEmailTaken
@@ -111,7 +136,8 @@ func (s *Service) SignUp(ctx context.Context, t *ciam.Tenant, in SignUpInput, m 
 	if err != nil {
 		return nil, fmt.Errorf("sign up: %w", err)
 	}
-	return &Result{User: u, Session: sess, Token: token}, nil
+	res.Verify = binding
+	return res, nil
 }
 
 // ErrInvalidCredentials is the one answer for an unknown email and a wrong password.

@@ -176,6 +176,31 @@ func gcm(kek []byte) (cipher.AEAD, error) {
 
 // seal encrypts a private key of tenant's key kid.
 func seal(kek []byte, tenant ciam.TenantID, kid string, plain []byte) ([]byte, error) {
+	return sealWith(kek, sealAD(tenant, kid), plain)
+}
+
+// open decrypts what seal produced for the same tenant and kid.
+func open(kek []byte, tenant ciam.TenantID, kid string, sealed []byte) ([]byte, error) {
+	plain, err := openWith(kek, sealAD(tenant, kid), sealed)
+	switch {
+	case errors.Is(err, ErrWrongKEK):
+		return nil, fmt.Errorf("keys: signing key %s: %w", kid, ErrWrongKEK)
+	case errors.Is(err, errMalformed):
+		return nil, fmt.Errorf("keys: signing key %s: the sealed private key is malformed", kid)
+	case errors.Is(err, errNoOpen):
+		return nil, fmt.Errorf("keys: signing key %s: the sealed private key does not open: it belongs to another key or tenant, or is damaged", kid)
+	case err != nil:
+		return nil, err
+	}
+	return plain, nil
+}
+
+var (
+	errMalformed = errors.New("keys: the sealed data is malformed")
+	errNoOpen    = errors.New("keys: the sealed data does not open: it was sealed for something else, or is damaged")
+)
+
+func sealWith(kek, ad, plain []byte) ([]byte, error) {
 	aead, err := gcm(kek)
 	if err != nil {
 		return nil, err
@@ -188,25 +213,47 @@ func seal(kek []byte, tenant ciam.TenantID, kid string, plain []byte) ([]byte, e
 		return nil, err
 	}
 	out = append(out, nonce...)
-	return aead.Seal(out, nonce, plain, sealAD(tenant, kid)), nil
+	return aead.Seal(out, nonce, plain, ad), nil
 }
 
-// open decrypts what seal produced for the same tenant and kid.
-func open(kek []byte, tenant ciam.TenantID, kid string, sealed []byte) ([]byte, error) {
+func openWith(kek, ad, sealed []byte) ([]byte, error) {
 	aead, err := gcm(kek)
 	if err != nil {
 		return nil, err
 	}
 	if len(sealed) < 1+kekIDSize+nonceSize+aead.Overhead() || sealed[0] != sealVersion {
-		return nil, fmt.Errorf("keys: signing key %s: the sealed private key is malformed", kid)
+		return nil, errMalformed
 	}
 	if !hmac.Equal(sealed[1:1+kekIDSize], kekID(kek)) {
-		return nil, fmt.Errorf("keys: signing key %s: %w", kid, ErrWrongKEK)
+		return nil, ErrWrongKEK
 	}
 	nonce := sealed[1+kekIDSize : 1+kekIDSize+nonceSize]
-	plain, err := aead.Open(nil, nonce, sealed[1+kekIDSize+nonceSize:], sealAD(tenant, kid))
+	plain, err := aead.Open(nil, nonce, sealed[1+kekIDSize+nonceSize:], ad)
 	if err != nil {
-		return nil, fmt.Errorf("keys: signing key %s: the sealed private key does not open: it belongs to another key or tenant, or is damaged", kid)
+		return nil, errNoOpen
 	}
 	return plain, nil
+}
+
+// Seal encrypts plain under the key-encryption key (AES-256-GCM, in the
+// format signing keys are kept in) for what context names, such as
+// "mail secret" plus a tenant id: Open with another context fails, so
+// sealed data copied to another row or tenant does not open.
+func Seal(kek []byte, context string, plain []byte) ([]byte, error) {
+	return sealWith(kek, []byte("gatehouse sealed data\x00"+context), plain)
+}
+
+// Open decrypts what Seal produced with the same key and context.
+// ErrWrongKEK means it was sealed under another key-encryption key.
+func Open(kek []byte, context string, sealed []byte) ([]byte, error) {
+	return openWith(kek, []byte("gatehouse sealed data\x00"+context), sealed)
+}
+
+// Derive returns a 32-byte key for purpose, derived from the
+// key-encryption key (HMAC-SHA256), so one configured secret yields
+// independent keys for independent uses.
+func Derive(kek []byte, purpose string) []byte {
+	h := hmac.New(sha256.New, kek)
+	h.Write([]byte("gatehouse derived key\x00" + purpose))
+	return h.Sum(nil)
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/client"
 	"github.com/gatehouse-id/gatehouse/internal/consent"
 	"github.com/gatehouse-id/gatehouse/internal/keys"
+	"github.com/gatehouse-id/gatehouse/internal/mail"
+	"github.com/gatehouse-id/gatehouse/internal/notify"
 	"github.com/gatehouse-id/gatehouse/internal/oidc"
 	"github.com/gatehouse-id/gatehouse/internal/outbox"
 	"github.com/gatehouse-id/gatehouse/internal/session"
@@ -55,6 +57,9 @@ type Config struct {
 	// SeparateOps keeps /metrics off the public handler: it is served only
 	// by OpsHandler, on a listener of its own.
 	SeparateOps bool
+	// Mail is the deployment's outbound mail: the SMTP relay (Host empty:
+	// mail is kept locally and its links logged) and template directory.
+	Mail mail.Config
 	// OutboxPoll is how often the outbox worker looks for due messages
 	// (default outbox.DefaultPoll).
 	OutboxPoll time.Duration
@@ -78,6 +83,7 @@ type Server struct {
 	Tokens   *token.Service
 	Provider *oidc.Handler
 	Outbox   *outbox.Worker
+	Mailer   *notify.Mailer
 }
 
 // New builds a server over st. It creates the built-in tenants when missing.
@@ -134,6 +140,24 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if err := km.Check(); err != nil {
 		return nil, err
 	}
+	renderer, err := mail.NewRenderer(cfg.Mail.TemplateDir)
+	if err != nil {
+		return nil, fmt.Errorf("mail templates: %w", err)
+	}
+	if cfg.Mail.Enabled() {
+		if err := cfg.Mail.Validate("mail"); err != nil {
+			return nil, err
+		}
+	}
+	localMail := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_mail_local_total", Help: "Mail kept in the local outbox because no SMTP server is configured, by kind.",
+	}, []string{"kind"})
+	reg.MustRegister(localMail)
+	mailer := &notify.Mailer{
+		PublicURL: cfg.PublicURL, KEK: cfg.KEK, SMTP: cfg.Mail, Renderer: renderer, Tenants: tenants,
+		Log: cfg.Log, Now: cfg.Now, OnLocal: func(k mail.Kind) { localMail.WithLabelValues(string(k)).Inc() },
+	}
+	an.Mailer, an.CodeKey, users.Mailer = mailer, keys.Derive(cfg.KEK, "email codes"), mailer
 	clients := &client.Registry{Store: st, Now: cfg.Now}
 	consents := &consent.Service{Store: st, Now: cfg.Now}
 	provider := &oidc.Handler{
@@ -166,13 +190,14 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		Store: st, Now: cfg.Now, Log: cfg.Log, Poll: cfg.OutboxPoll,
 		Deliverers: map[string]outbox.Deliverer{
 			session.KindLogoutNotice: outbox.DeliverFunc(provider.DeliverLogoutNotice),
+			notify.Kind:              mailer,
 		},
 		Observe: func(kind, outcome string) { deliveries.WithLabelValues(kind, outcome).Inc() },
 	}
 	reg.MustRegister(deliveries, newOutboxCollector(st))
 
 	s := &Server{cfg: cfg, store: st, Tenants: tenants, Users: users, Authn: an, Sessions: sessions, Hasher: hasher, Registry: reg,
-		Clients: clients, Keys: km, Consents: consents, Tokens: tokens, Provider: provider, Outbox: box}
+		Clients: clients, Keys: km, Consents: consents, Tokens: tokens, Provider: provider, Outbox: box, Mailer: mailer}
 	ops := http.NewServeMux()
 	ops.HandleFunc("GET /healthz", s.healthz)
 	ops.HandleFunc("GET /readyz", s.readyz)

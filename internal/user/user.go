@@ -16,6 +16,8 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	gmail "github.com/gatehouse-id/gatehouse/internal/mail"
+	"github.com/gatehouse-id/gatehouse/internal/notify"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"golang.org/x/text/unicode/norm"
@@ -37,6 +39,10 @@ type Service struct {
 	Hasher Hasher
 	Policy PolicyFunc
 	Now    func() time.Time
+	// Mailer queues the "your password was changed" notice; nil sends none.
+	Mailer interface {
+		Queue(ctx context.Context, tx store.Tx, t *ciam.Tenant, msg notify.Message, now time.Time) error
+	}
 }
 
 // NormalizeEmail validates an email address and returns the form it is
@@ -326,6 +332,24 @@ func (s *Service) ChangePassword(ctx context.Context, t *ciam.Tenant, id ciam.Us
 		}
 		if err := session.NotifyEnded(ctx, tx, id, ended, now); err != nil {
 			return err
+		}
+		for _, sid := range ended {
+			if _, err := tx.RefreshTokens().RevokeSession(ctx, sid, now); err != nil {
+				return err
+			}
+		}
+		// A pending reset or login link must not outlive the old password.
+		if _, err := tx.EmailTokens().Revoke(ctx, id, []string{ciam.PurposePasswordReset, ciam.PurposeLogin}, now); err != nil {
+			return err
+		}
+		if s.Mailer != nil {
+			err := s.Mailer.Queue(ctx, tx, t, notify.Message{
+				Kind: gmail.PasswordChanged, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
+				Path: "/t/" + t.Slug + "/reset",
+			}, now)
+			if err != nil {
+				return err
+			}
 		}
 		return audit.Record(ctx, tx, now, audit.PasswordChanged, string(id), string(id), ciam.OutcomeSuccess, u, m, "", map[string]string{"sessions_ended": fmt.Sprint(len(ended))})
 	})

@@ -1,0 +1,334 @@
+package authn
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/audit"
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/mail"
+	"github.com/gatehouse-id/gatehouse/internal/notify"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/user"
+)
+
+// findForMail looks up the active account of an address for a mail that
+// must not reveal whether the account exists: nil for an unknown, malformed
+// or disabled address.
+func (s *Service) findForMail(ctx context.Context, t *ciam.Tenant, email string) (*ciam.User, error) {
+	norm, err := user.NormalizeEmail(email)
+	if err != nil {
+		return nil, nil
+	}
+	var u *ciam.User
+	err = s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		var err error
+		u, err = tx.Users().ByEmail(ctx, norm)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up account: %w", err)
+	}
+	if u.Status != ciam.UserActive {
+		return nil, nil
+	}
+	return u, nil
+}
+
+// RequestReset sends a password reset link to the address if it belongs to
+// an active account, and does the same work and gives the same answer
+// otherwise (nil), so the request reveals nothing. Requests beyond the
+// resend limits send nothing and also answer nil.
+func (s *Service) RequestReset(ctx context.Context, t *ciam.Tenant, email string, m audit.Meta) error {
+	if _, err := user.NormalizeEmail(email); err != nil {
+		return err // a typo the person should see; says nothing about accounts
+	}
+	u, err := s.findForMail(ctx, t, email)
+	if err != nil {
+		return err
+	}
+	now := s.Now().UTC()
+	return s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		if u == nil {
+			return audit.Record(ctx, tx, now, audit.PasswordResetRequested, "", "", ciam.OutcomeFailure, nil, m, "", map[string]string{"reason": "unknown_account"})
+		}
+		if err := mailAllowed(ctx, tx, u.ID, ciam.PurposePasswordReset, now); err != nil {
+			return audit.Record(ctx, tx, now, audit.PasswordResetRequested, string(u.ID), string(u.ID), ciam.OutcomeFailure, u, m, "", map[string]string{"reason": "throttled"})
+		}
+		in, err := s.issue(ctx, tx, u, ciam.PurposePasswordReset, u.Email, t.ResetTTL(), false, "", "", now)
+		if err != nil {
+			return err
+		}
+		err = s.Mailer.Queue(ctx, tx, t, notify.Message{
+			Kind: mail.PasswordReset, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
+			Path: "/t/" + t.Slug + "/reset", LinkToken: in.linkToken, ExpiresIn: t.ResetTTL(),
+		}, now)
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, now, audit.PasswordResetRequested, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, "", nil)
+	})
+}
+
+// CheckReset reports whether a reset link still works, for the page that
+// asks for the new password; it changes nothing.
+func (s *Service) CheckReset(ctx context.Context, t *ciam.Tenant, linkToken string) error {
+	now := s.Now().UTC()
+	return s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		_, err := byLink(ctx, tx, ciam.PurposePasswordReset, linkToken, now)
+		return err
+	})
+}
+
+// ResetPassword sets a new password through a reset link. The link is
+// consumed, every session of the user ends and every refresh token is
+// revoked, other pending reset and login links die, the address counts as
+// verified (the mail reached it), and a "password changed" mail is sent.
+// It starts no session: the person logs in with the new password, and so
+// passes every factor the account has.
+func (s *Service) ResetPassword(ctx context.Context, t *ciam.Tenant, linkToken, next string, m audit.Meta) (*ciam.User, error) {
+	now := s.Now().UTC()
+	var r *redeemed
+	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		var err error
+		r, err = byLink(ctx, tx, ciam.PurposePasswordReset, linkToken, now)
+		return err
+	})
+	if err != nil {
+		s.refused(ctx, t, ciam.PurposePasswordReset, err, m)
+		return nil, err
+	}
+	if err := s.Policy(next, t.EffectivePasswordMin(), r.user.Email); err != nil {
+		if e := ciam.As(err); e != nil {
+			return nil, e.OnField("new_password")
+		}
+		return nil, err
+	}
+	hash, err := s.Hasher.Hash(ctx, next)
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	now = s.Now().UTC()
+	u := r.user
+	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		if err := consume(ctx, tx, r.token, now, ErrLinkInvalid); err != nil {
+			return err
+		}
+		// The user row is read again inside the transaction: it may have
+		// changed (an email change) since the link was checked.
+		cur, err := tx.Users().Get(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		u = cur
+		if err := tx.Passwords().Set(ctx, u.ID, hash, now); err != nil {
+			return err
+		}
+		if _, err := markVerified(ctx, tx, u, r.token, now); err != nil {
+			return err
+		}
+		ended, err := tx.Sessions().RevokeAll(ctx, u.ID, "", now)
+		if err != nil {
+			return err
+		}
+		if err := session.NotifyEnded(ctx, tx, u.ID, ended, now); err != nil {
+			return err
+		}
+		if _, err := tx.RefreshTokens().RevokeUser(ctx, u.ID, now); err != nil {
+			return err
+		}
+		if _, err := tx.EmailTokens().Revoke(ctx, u.ID, []string{ciam.PurposePasswordReset, ciam.PurposeLogin}, now); err != nil {
+			return err
+		}
+		if err := s.queuePasswordChanged(ctx, tx, t, u, now); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, now, audit.PasswordReset, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, "",
+			map[string]string{"sessions_ended": fmt.Sprint(len(ended))})
+	})
+	if err != nil {
+		s.refused(ctx, t, ciam.PurposePasswordReset, err, m)
+		return nil, err
+	}
+	return u, nil
+}
+
+// queuePasswordChanged tells the user their password changed, with a link
+// to reset it if it was not them.
+func (s *Service) queuePasswordChanged(ctx context.Context, tx store.Tx, t *ciam.Tenant, u *ciam.User, now time.Time) error {
+	return s.Mailer.Queue(ctx, tx, t, notify.Message{
+		Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
+		Path: "/t/" + t.Slug + "/reset",
+	}, now)
+}
+
+// Email login methods.
+const (
+	EmailLink = "link"
+	EmailCode = "code"
+)
+
+// StartEmailLogin mails a login link or code to the address if it belongs
+// to an active account. It answers the same either way: a Binding that the
+// caller sets as a cookie, so that only this browser can complete the
+// login with the code, and the link completes it here without a question.
+func (s *Service) StartEmailLogin(ctx context.Context, t *ciam.Tenant, email, method string, m audit.Meta) (Binding, error) {
+	if _, err := user.NormalizeEmail(email); err != nil {
+		return Binding{}, err
+	}
+	if method != EmailLink && method != EmailCode {
+		return Binding{}, ciam.Errorf(ciam.Invalid, "method_unknown", "Choose a link or a code.")
+	}
+	u, err := s.findForMail(ctx, t, email)
+	if err != nil {
+		return Binding{}, err
+	}
+	b := newBinding()
+	if u == nil {
+		return b, nil // a binding to no token: every code is wrong
+	}
+	now := s.Now().UTC()
+	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		if err := mailAllowed(ctx, tx, u.ID, ciam.PurposeLogin, now); err != nil {
+			return err
+		}
+		in, err := s.issue(ctx, tx, u, ciam.PurposeLogin, u.Email, t.LoginTTL(), method == EmailCode, b.Secret, method, now)
+		if err != nil {
+			return err
+		}
+		b.TokenID = in.token.ID
+		msg := notify.Message{
+			Kind: mail.MagicLink, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
+			Path: "/t/" + t.Slug + "/login/link", LinkToken: in.linkToken, ExpiresIn: t.LoginTTL(),
+		}
+		if method == EmailCode {
+			msg.Kind, msg.Path, msg.LinkToken, msg.Code = mail.LoginCode, "", "", in.code
+		}
+		if err := s.Mailer.Queue(ctx, tx, t, msg, now); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, now, audit.LoginEmailSent, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, "", map[string]string{"method": method})
+	})
+	if err != nil {
+		var e *ciam.Error
+		if errors.As(err, &e) && e.Code == "mail_throttled" {
+			return b, nil // the earlier mail is on its way; say nothing more
+		}
+		return Binding{}, err
+	}
+	return b, nil
+}
+
+// LinkLogin is a login link that the browser opening it did not request.
+type LinkLogin struct {
+	Email string // the account's address, for the confirmation question
+}
+
+// CompleteEmailLink logs in with a login link. In the browser that asked
+// for it (b matches) it starts a session. In any other browser it changes
+// nothing and returns ErrOtherBrowser with the account it is for, so the
+// page can ask whether to log in here instead (ConfirmEmailLink).
+func (s *Service) CompleteEmailLink(ctx context.Context, t *ciam.Tenant, linkToken string, b Binding, m audit.Meta) (*Result, *LinkLogin, error) {
+	now := s.Now().UTC()
+	var r *redeemed
+	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		var err error
+		r, err = byLink(ctx, tx, ciam.PurposeLogin, linkToken, now)
+		return err
+	})
+	if err != nil {
+		s.refused(ctx, t, ciam.PurposeLogin, err, m)
+		return nil, nil, err
+	}
+	if b.TokenID != r.token.ID || r.token.BrowserHash == nil || subtle.ConstantTimeCompare(r.token.BrowserHash, hashSecret(b.Secret)) != 1 {
+		return nil, &LinkLogin{Email: r.user.Email}, ErrOtherBrowser
+	}
+	res, err := s.emailSession(ctx, t, r, m, "link")
+	return res, nil, err
+}
+
+// ConfirmEmailLink logs in with a login link in a browser that did not ask
+// for it, after the person confirmed: the session starts here, and the
+// browser that asked can no longer use the link.
+func (s *Service) ConfirmEmailLink(ctx context.Context, t *ciam.Tenant, linkToken string, m audit.Meta) (*Result, error) {
+	now := s.Now().UTC()
+	var r *redeemed
+	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		var err error
+		r, err = byLink(ctx, tx, ciam.PurposeLogin, linkToken, now)
+		return err
+	})
+	if err != nil {
+		s.refused(ctx, t, ciam.PurposeLogin, err, m)
+		return nil, err
+	}
+	return s.emailSession(ctx, t, r, m, "link_confirmed")
+}
+
+// CompleteEmailCode logs in with a code, in the browser bound to it.
+func (s *Service) CompleteEmailCode(ctx context.Context, t *ciam.Tenant, b Binding, code string, m audit.Meta) (*Result, error) {
+	now := s.Now().UTC()
+	var res *Result
+	err := s.redeemCode(ctx, t, ciam.PurposeLogin, nil, b, code, now, func(tx store.Tx, r *redeemed) error {
+		var err error
+		res, err = s.emailSessionTx(ctx, tx, t, r, m, "code", now)
+		return err
+	})
+	if err != nil {
+		s.refused(ctx, t, ciam.PurposeLogin, err, m)
+		return nil, err
+	}
+	return res, nil
+}
+
+func (s *Service) emailSession(ctx context.Context, t *ciam.Tenant, r *redeemed, m audit.Meta, via string) (*Result, error) {
+	now := s.Now().UTC()
+	var res *Result
+	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		var err error
+		res, err = s.emailSessionTx(ctx, tx, t, r, m, via, now)
+		return err
+	})
+	if err != nil {
+		s.refused(ctx, t, ciam.PurposeLogin, err, m)
+		return nil, err
+	}
+	return res, nil
+}
+
+// EmailAMR is the authentication method of a login by mailed link or code:
+// "otp" in RFC 8176's registry, a one-time secret sent out of band. It is
+// one factor, never a second one.
+var EmailAMR = []string{"otp"}
+
+// emailSessionTx consumes a login token and starts a session, in tx. The
+// login proves the mailbox, so the address counts as verified.
+func (s *Service) emailSessionTx(ctx context.Context, tx store.Tx, t *ciam.Tenant, r *redeemed, m audit.Meta, via string, now time.Time) (*Result, error) {
+	if err := consume(ctx, tx, r.token, now, ErrLinkInvalid); err != nil {
+		return nil, err
+	}
+	u := r.user
+	if _, err := markVerified(ctx, tx, u, r.token, now); err != nil {
+		return nil, err
+	}
+	sess, token := s.Sessions.New(t, u.ID, EmailAMR, m)
+	if err := tx.Sessions().Create(ctx, sess); err != nil {
+		return nil, err
+	}
+	if err := tx.Users().RecordLogin(ctx, u.ID, now); err != nil {
+		return nil, err
+	}
+	if err := audit.Record(ctx, tx, now, audit.LoginSucceeded, string(u.ID), string(sess.ID), ciam.OutcomeSuccess, u, m, "",
+		map[string]string{"method": "email_" + r.token.Data, "via": via}); err != nil {
+		return nil, err
+	}
+	u.LastLoginAt = now
+	return &Result{User: u, Session: sess, Token: token}, nil
+}
