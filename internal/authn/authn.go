@@ -250,7 +250,13 @@ func (s *Service) Login(ctx context.Context, t *ciam.Tenant, email, pw string, m
 	if t.RequireVerifiedEmail && !u.EmailVerified {
 		outcome = OutcomeBad
 		s.recordFailure(ctx, t, u, m, "email_not_verified")
-		return nil, ErrEmailNotVerified
+		// The password was right: send a fresh link and code (within the
+		// resend limits) and bind the code to this browser.
+		b, err := s.ResendVerification(ctx, t, u, m)
+		if err != nil && ciam.KindOf(err) != ciam.TooManyRequests {
+			return nil, err
+		}
+		return &Result{User: u, Verify: b}, ErrEmailNotVerified
 	}
 	s.Accounts.Reset(acctKey)
 

@@ -388,3 +388,33 @@ func (s *Service) refused(ctx context.Context, t *ciam.Tenant, purpose string, e
 		s.Log.ErrorContext(ctx, "record refused mail token", "err", rerr, "tenant", t.Slug)
 	}
 }
+
+// BoundUser returns the active user of the live token of purpose that the
+// browser's binding names; ErrCodeSpent when there is none.
+func (s *Service) BoundUser(ctx context.Context, t *ciam.Tenant, b Binding, purpose string) (*ciam.User, error) {
+	if b.TokenID == "" {
+		return nil, ErrCodeSpent
+	}
+	var u *ciam.User
+	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		et, err := tx.EmailTokens().Get(ctx, b.TokenID)
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrCodeSpent
+		}
+		if err != nil {
+			return err
+		}
+		if et.Purpose != purpose || et.BrowserHash == nil || subtle.ConstantTimeCompare(et.BrowserHash, hashSecret(b.Secret)) != 1 {
+			return ErrCodeSpent
+		}
+		u, err = tx.Users().Get(ctx, et.UserID)
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrCodeSpent
+		}
+		if err == nil && u.Status != ciam.UserActive {
+			return ErrDisabled
+		}
+		return err
+	})
+	return u, err
+}

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/mail"
 	"github.com/gatehouse-id/gatehouse/internal/server"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/store/postgres"
@@ -66,6 +67,7 @@ type Env struct {
 // Options adjust a test environment.
 type Options struct {
 	Store store.Store // default: SQLite in t.TempDir()
+	Mail  mail.Config // default: no SMTP (mail kept locally)
 }
 
 // New starts a Gatehouse on SQLite in a temporary directory.
@@ -90,7 +92,7 @@ func NewWith(t testing.TB, o Options) *Env {
 	t.Cleanup(hs.Close)
 	pub, _ := url.Parse(hs.URL)
 	srv, err := server.New(ctx, server.Config{
-		PublicURL: pub, Now: clock.Now, Version: "test", KEK: kek(),
+		PublicURL: pub, Now: clock.Now, Version: "test", KEK: kek(), Mail: o.Mail,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st)
 	if err != nil {

@@ -7,6 +7,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -82,6 +83,7 @@ func (h *Handler) Mount(m *web.Mux) {
 	m.Handle("GET /t/{tenant}/consent", h.consentForm)
 	m.Handle("POST /t/{tenant}/consent", h.consent)
 	m.Handle("POST /t/{tenant}/account/grants/{client}/revoke", h.revokeGrant)
+	h.mountEmail(m)
 	m.Handle("GET /setup", h.setupForm)
 	m.Handle("POST /setup", h.setup)
 	m.Handle("GET /admin", h.adminHome)
@@ -259,6 +261,12 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.formError(w, r, t, "signup", "signup.title", err, map[string]string{"email": in.Email, "name": in.Name, "next": next})
 	}
+	if res.Session == nil {
+		// The tenant wants the address verified before the first login.
+		h.setFlow(w, t, flowVerify, res.Verify, "", t.VerifyTTL())
+		http.Redirect(w, r, "/t/"+t.Slug+"/verify?sent=1", http.StatusSeeOther)
+		return nil
+	}
 	h.setSessionCookie(w, t, res)
 	h.CSRF.Rotate(w)
 	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)
@@ -303,6 +311,10 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 		p.Notice = p.T("login.logged_out")
 	case r.URL.Query().Has("ended"):
 		p.Notice = p.T("login.session_ended")
+	case r.URL.Query().Has("verified"):
+		p.Notice = p.T("login.verified")
+	case r.URL.Query().Has("reset"):
+		p.Notice = p.T("login.reset")
 	}
 	return h.render(w, r, http.StatusOK, "login", p)
 }
@@ -317,6 +329,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	email, next := r.PostFormValue("email"), r.PostFormValue("next")
 	res, err := h.Authn.Login(r.Context(), t, email, r.PostFormValue("password"), h.meta(r))
+	if errors.Is(err, authn.ErrEmailNotVerified) && res != nil {
+		if res.Verify.TokenID != "" {
+			h.setFlow(w, t, flowVerify, res.Verify, "", t.VerifyTTL())
+		}
+		http.Redirect(w, r, "/t/"+t.Slug+"/verify?unverified=1", http.StatusSeeOther)
+		return nil
+	}
 	if err != nil {
 		return h.formError(w, r, t, "login", "login.title", err, map[string]string{"email": email, "next": next})
 	}
@@ -396,6 +415,8 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) error {
 		p.Notice = p.T("account.sessions_ended", "Count", r.URL.Query().Get("n"))
 	case "grant":
 		p.Notice = p.T("account.grant_revoked")
+	case "verified":
+		p.Notice = p.T("account.verified")
 	}
 	return h.render(w, r, http.StatusOK, "account", p)
 }
