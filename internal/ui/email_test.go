@@ -36,8 +36,8 @@ func newMailEnv(t *testing.T, o testenv.MailpitOptions) *mailEnv {
 
 var (
 	csrfValue = regexp.MustCompile(`name="csrf_token" value="[^"]*"`)
-	mailLink = regexp.MustCompile(`https?://[^\s"<>]+\?token=[A-Za-z0-9_\-]+`)
-	mailCode = regexp.MustCompile(`\b[0-9]{6}\b`)
+	mailLink  = regexp.MustCompile(`https?://[^\s"<>]+\?token=[A-Za-z0-9_\-]+`)
+	mailCode  = regexp.MustCompile(`\b[0-9]{6}\b`)
 )
 
 // deliver runs the outbox and returns the newest message to addr (of
