@@ -332,3 +332,156 @@ func (s *Service) emailSessionTx(ctx context.Context, tx store.Tx, t *ciam.Tenan
 	u.LastLoginAt = now
 	return &Result{User: u, Session: sess, Token: token}, nil
 }
+
+// ErrEmailUnchanged refuses an email change to the current address.
+var ErrEmailUnchanged = ciam.Errorf(ciam.Invalid, "email_unchanged", "This is your current email address already.").OnField("new_email")
+
+// RequestEmailChange mails a confirmation link to a new address, after the
+// current password. Nothing changes until the link is followed. Whether
+// the new address belongs to another account is not told here (only at
+// confirmation, to whoever controls that mailbox).
+func (s *Service) RequestEmailChange(ctx context.Context, t *ciam.Tenant, u *ciam.User, password, newEmail string, m audit.Meta) error {
+	norm, err := user.NormalizeEmail(newEmail)
+	if err != nil {
+		return ciam.As(err).OnField("new_email")
+	}
+	if norm == u.Email {
+		return ErrEmailUnchanged
+	}
+	var hash string
+	err = s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		var err error
+		hash, err = tx.Passwords().Get(ctx, u.ID)
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	ok := false
+	if hash != "" {
+		if ok, err = s.Hasher.Verify(ctx, password, hash); err != nil {
+			return err
+		}
+	}
+	if !ok {
+		return user.ErrWrongPassword
+	}
+	now := s.Now().UTC()
+	return s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		if err := mailAllowed(ctx, tx, u.ID, ciam.PurposeEmailChange, now); err != nil {
+			return err
+		}
+		in, err := s.issue(ctx, tx, u, ciam.PurposeEmailChange, norm, t.VerifyTTL(), false, "", u.Email, now)
+		if err != nil {
+			return err
+		}
+		err = s.Mailer.Queue(ctx, tx, t, notify.Message{
+			Kind: mail.EmailChangeConfirm, UserID: u.ID, To: norm, Name: u.Name, Locale: u.Locale,
+			Path: "/t/" + t.Slug + "/email/confirm", LinkToken: in.linkToken, ExpiresIn: t.VerifyTTL(),
+		}, now)
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, now, audit.EmailChangeRequested, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, norm, nil)
+	})
+}
+
+// ConfirmEmailChange applies an email change through the link mailed to
+// the new address. The old address is told, with a link that undoes the
+// change for ciam.EmailChangeUndoTTL; links sent to the old address before
+// (reset, login) die.
+func (s *Service) ConfirmEmailChange(ctx context.Context, t *ciam.Tenant, linkToken string, m audit.Meta) (*ciam.User, error) {
+	now := s.Now().UTC()
+	var u *ciam.User
+	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		r, err := byLink(ctx, tx, ciam.PurposeEmailChange, linkToken, now)
+		if err != nil {
+			return err
+		}
+		if err := consume(ctx, tx, r.token, now, ErrLinkInvalid); err != nil {
+			return err
+		}
+		u = r.user
+		old := u.Email
+		if old != r.token.Data {
+			return ErrLinkInvalid // the address changed another way since
+		}
+		u.Email, u.EmailVerified, u.UpdatedAt = r.token.Email, true, now
+		if err := tx.Users().Update(ctx, u); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return user.ErrEmailTaken
+			}
+			return err
+		}
+		if _, err := tx.EmailTokens().Revoke(ctx, u.ID, []string{ciam.PurposePasswordReset, ciam.PurposeLogin, ciam.PurposeVerifyEmail}, now); err != nil {
+			return err
+		}
+		undo := &ciam.User{ID: u.ID}
+		in, err := s.issue(ctx, tx, undo, ciam.PurposeEmailChangeUndo, old, ciam.EmailChangeUndoTTL, false, "", u.Email, now)
+		if err != nil {
+			return err
+		}
+		err = s.Mailer.Queue(ctx, tx, t, notify.Message{
+			Kind: mail.EmailChangeNotice, UserID: u.ID, To: old, Name: u.Name, Locale: u.Locale,
+			Path: "/t/" + t.Slug + "/email/undo", LinkToken: in.linkToken, ExpiresIn: ciam.EmailChangeUndoTTL, NewEmail: u.Email,
+		}, now)
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, now, audit.EmailChanged, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, u.Email, nil)
+	})
+	if err != nil {
+		s.refused(ctx, t, ciam.PurposeEmailChange, err, m)
+		return nil, err
+	}
+	return u, nil
+}
+
+// UndoEmailChange restores the old address through the link mailed to it.
+// Someone else may have made the change, so every session ends, every
+// refresh token is revoked and pending links die; the owner then resets
+// the password from the restored address.
+func (s *Service) UndoEmailChange(ctx context.Context, t *ciam.Tenant, linkToken string, m audit.Meta) (*ciam.User, error) {
+	now := s.Now().UTC()
+	var u *ciam.User
+	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+		r, err := byLink(ctx, tx, ciam.PurposeEmailChangeUndo, linkToken, now)
+		if err != nil {
+			return err
+		}
+		if err := consume(ctx, tx, r.token, now, ErrLinkInvalid); err != nil {
+			return err
+		}
+		u = r.user
+		if u.Email != r.token.Data {
+			return ErrLinkInvalid // changed again since: that change has its own undo link
+		}
+		u.Email, u.EmailVerified, u.UpdatedAt = r.token.Email, true, now
+		if err := tx.Users().Update(ctx, u); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return user.ErrEmailTaken
+			}
+			return err
+		}
+		ended, err := tx.Sessions().RevokeAll(ctx, u.ID, "", now)
+		if err != nil {
+			return err
+		}
+		if err := session.NotifyEnded(ctx, tx, u.ID, ended, now); err != nil {
+			return err
+		}
+		if _, err := tx.RefreshTokens().RevokeUser(ctx, u.ID, now); err != nil {
+			return err
+		}
+		if _, err := tx.EmailTokens().Revoke(ctx, u.ID, []string{ciam.PurposePasswordReset, ciam.PurposeLogin, ciam.PurposeVerifyEmail, ciam.PurposeEmailChange}, now); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, now, audit.EmailChangeUndone, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, u.Email,
+			map[string]string{"sessions_ended": fmt.Sprint(len(ended))})
+	})
+	if err != nil {
+		s.refused(ctx, t, ciam.PurposeEmailChangeUndo, err, m)
+		return nil, err
+	}
+	return u, nil
+}

@@ -37,6 +37,11 @@ func (h *Handler) mountEmail(m *web.Mux) {
 	m.Handle("POST /t/{tenant}/login/code", h.code)
 	m.Handle("GET /t/{tenant}/login/link", h.loginLink)
 	m.Handle("POST /t/{tenant}/login/link", h.confirmLoginLink)
+	m.Handle("POST /t/{tenant}/account/email", h.changeEmail)
+	m.Handle("GET /t/{tenant}/email/confirm", h.emailLinkPage("email_confirm"))
+	m.Handle("POST /t/{tenant}/email/confirm", h.confirmEmailChange)
+	m.Handle("GET /t/{tenant}/email/undo", h.emailLinkPage("email_undo"))
+	m.Handle("POST /t/{tenant}/email/undo", h.undoEmailChange)
 }
 
 // Binding cookies, one per tenant and flow.
@@ -262,7 +267,7 @@ func (h *Handler) linkError(w http.ResponseWriter, r *http.Request, t *ciam.Tena
 		return err
 	}
 	p := h.emailPage(w, r, t, "link_invalid", "link.title")
-	p.setError(e)
+	p.setError(e.OnField(""))
 	return h.render(w, r, web.Status(e.Kind), "email", p)
 }
 
@@ -373,5 +378,75 @@ func (h *Handler) finishEmailLogin(w http.ResponseWriter, r *http.Request, t *ci
 	h.setSessionCookie(w, t, res)
 	h.CSRF.Rotate(w)
 	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)
+	return nil
+}
+
+func (h *Handler) changeEmail(w http.ResponseWriter, r *http.Request) error {
+	t, s, u, ok, err := h.authedPost(w, r)
+	if !ok {
+		return err
+	}
+	newEmail := r.PostFormValue("new_email")
+	err = h.Authn.RequestEmailChange(r.Context(), t, u, r.PostFormValue("email_password"), newEmail, h.meta(r))
+	if e := ciam.As(err); e != nil && e.Field == "current_password" {
+		err = e.OnField("email_password") // the password form has its own current_password field
+	}
+	if e := ciam.As(err); e != nil && e.Kind == ciam.TooManyRequests {
+		err = e.OnField("new_email")
+	}
+	if err != nil {
+		return h.accountError(w, r, t, s, u, err, map[string]string{"new_email": newEmail})
+	}
+	http.Redirect(w, r, "/t/"+t.Slug+"/account?done=email_sent", http.StatusSeeOther)
+	return nil
+}
+
+// emailLinkPage asks to confirm an email change link, or to undo one;
+// opening the link changes nothing.
+func (h *Handler) emailLinkPage(step string) web.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		t, err := h.tenant(r)
+		if err != nil {
+			return err
+		}
+		p := h.emailPage(w, r, t, step, step+".title")
+		p.Form["token"] = r.URL.Query().Get("token")
+		return h.render(w, r, http.StatusOK, "email", p)
+	}
+}
+
+func (h *Handler) confirmEmailChange(w http.ResponseWriter, r *http.Request) error {
+	t, err := h.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := h.CSRF.Verify(r); err != nil {
+		return err
+	}
+	if _, err := h.Authn.ConfirmEmailChange(r.Context(), t, r.PostFormValue("token"), h.meta(r)); err != nil {
+		return h.linkError(w, r, t, err)
+	}
+	if s, _, err := h.current(r, t); err == nil && s != nil {
+		http.Redirect(w, r, "/t/"+t.Slug+"/account?done=email_changed", http.StatusSeeOther)
+		return nil
+	}
+	http.Redirect(w, r, "/t/"+t.Slug+"/login?email_changed=1", http.StatusSeeOther)
+	return nil
+}
+
+func (h *Handler) undoEmailChange(w http.ResponseWriter, r *http.Request) error {
+	t, err := h.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := h.CSRF.Verify(r); err != nil {
+		return err
+	}
+	if _, err := h.Authn.UndoEmailChange(r.Context(), t, r.PostFormValue("token"), h.meta(r)); err != nil {
+		return h.linkError(w, r, t, err)
+	}
+	h.clearSessionCookie(w, t)
+	h.CSRF.Rotate(w)
+	http.Redirect(w, r, "/t/"+t.Slug+"/login?email_restored=1", http.StatusSeeOther)
 	return nil
 }

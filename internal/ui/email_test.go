@@ -497,3 +497,95 @@ func TestMailKeptLocallyIsSealed(t *testing.T) {
 		t.Fatal("the outbox keeps the link secret or the code in clear")
 	}
 }
+
+func TestEmailChangeConfirmAndUndo(t *testing.T) {
+	m := newMailEnv(t, testenv.MailpitOptions{})
+	b := m.Browser()
+	signup(t, b, "ann@example.com", goodPassword)
+	m.deliver(t, 1, "ann@example.com")
+	signup(t, m.Browser(), "bob@example.com", goodPassword)
+	m.deliver(t, 2, "bob@example.com")
+
+	if res := b.Submit("/t/default/account", "/t/default/account/email", url.Values{"new_email": {"ann@new.example"}, "email_password": {"wrong password here"}}); res.Status != http.StatusBadRequest {
+		t.Fatalf("wrong password: %d", res.Status)
+	}
+	if res := b.Submit("/t/default/account", "/t/default/account/email", url.Values{"new_email": {"ANN@example.com"}, "email_password": {goodPassword}}); res.Status != http.StatusBadRequest {
+		t.Fatalf("unchanged address: %d", res.Status)
+	}
+	res := b.Submit("/t/default/account", "/t/default/account/email", url.Values{"new_email": {"ann@new.example"}, "email_password": {goodPassword}})
+	if res.Status != http.StatusSeeOther || !strings.Contains(res.Location, "email_sent") {
+		t.Fatalf("request: %d %s", res.Status, res.Location)
+	}
+	if u := userByEmail(t, m.Env, "ann@example.com"); u.Email != "ann@example.com" {
+		t.Fatal("the address changed before confirmation")
+	}
+	confirm := m.pathOf(t, linkIn(t, m.deliver(t, 3, "ann@new.example")))
+	page := b.Get(confirm)
+	res = b.Post("/t/default/email/confirm", url.Values{"csrf_token": {testenv.CSRF(page.Body)}, "token": {mustURL(t, confirm).Query().Get("token")}})
+	if res.Status != http.StatusSeeOther || !strings.Contains(res.Location, "email_changed") {
+		t.Fatalf("confirm: %d %s %s", res.Status, res.Location, res.Body)
+	}
+	u := userByEmail(t, m.Env, "ann@new.example")
+	if !u.EmailVerified {
+		t.Error("the confirmed address is not verified")
+	}
+	notice := m.deliver(t, 4, "ann@example.com")
+	if strings.Contains(notice.Text, "ann@new.example") {
+		t.Error("the notice to the old address shows the new address unmasked")
+	}
+	undo := m.pathOf(t, linkIn(t, notice))
+
+	// Two days later the old address undoes it: every session ends.
+	m.Clock.Advance(48 * time.Hour)
+	other := m.Browser()
+	page = other.Get(undo)
+	if page.Status != http.StatusOK {
+		t.Fatalf("undo page: %d", page.Status)
+	}
+	res = other.Post("/t/default/email/undo", url.Values{"csrf_token": {testenv.CSRF(page.Body)}, "token": {mustURL(t, undo).Query().Get("token")}})
+	if res.Status != http.StatusSeeOther || !strings.Contains(res.Location, "email_restored") {
+		t.Fatalf("undo: %d %s %s", res.Status, res.Location, res.Body)
+	}
+	if u := userByEmail(t, m.Env, "ann@example.com"); u.ID == "" {
+		t.Fatal("old address not restored")
+	}
+	if res := b.Get("/t/default/account"); res.Status != http.StatusSeeOther {
+		t.Errorf("a session survived the undo: %d", res.Status)
+	}
+	page = other.Get(undo)
+	if res := other.Post("/t/default/email/undo", url.Values{"csrf_token": {testenv.CSRF(page.Body)}, "token": {mustURL(t, undo).Query().Get("token")}}); res.Status != http.StatusBadRequest {
+		t.Errorf("second undo: %d", res.Status)
+	}
+
+	// A change to an address another account uses fails at confirmation,
+	// and changes nothing.
+	login(t, b, "ann@example.com", goodPassword)
+	m.Clock.Advance(2 * time.Minute)
+	b.Submit("/t/default/account", "/t/default/account/email", url.Values{"new_email": {"bob@example.com"}, "email_password": {goodPassword}})
+	taken := m.pathOf(t, linkIn(t, m.deliver(t, 5, "bob@example.com")))
+	page = b.Get(taken)
+	res = b.Post("/t/default/email/confirm", url.Values{"csrf_token": {testenv.CSRF(page.Body)}, "token": {mustURL(t, taken).Query().Get("token")}})
+	if res.Status != http.StatusConflict {
+		t.Fatalf("confirm to a taken address: %d", res.Status)
+	}
+	if u := userByEmail(t, m.Env, "ann@example.com"); u.Email != "ann@example.com" {
+		t.Fatal("a failed confirmation changed the address")
+	}
+
+	// A second request within a minute sends nothing; an undo link dies
+	// after 72 hours.
+	if res := b.Submit("/t/default/account", "/t/default/account/email", url.Values{"new_email": {"ann@third.example"}, "email_password": {goodPassword}}); res.Status != http.StatusTooManyRequests {
+		t.Fatalf("request within a minute: %d", res.Status)
+	}
+	m.Clock.Advance(2 * time.Minute)
+	b.Submit("/t/default/account", "/t/default/account/email", url.Values{"new_email": {"ann@third.example"}, "email_password": {goodPassword}})
+	c := m.pathOf(t, linkIn(t, m.deliver(t, 6, "ann@third.example")))
+	page = b.Get(c)
+	b.Post("/t/default/email/confirm", url.Values{"csrf_token": {testenv.CSRF(page.Body)}, "token": {mustURL(t, c).Query().Get("token")}})
+	late := m.pathOf(t, linkIn(t, m.deliver(t, 7, "ann@example.com")))
+	m.Clock.Advance(73 * time.Hour)
+	page = other.Get(late)
+	if res := other.Post("/t/default/email/undo", url.Values{"csrf_token": {testenv.CSRF(page.Body)}, "token": {mustURL(t, late).Query().Get("token")}}); res.Status != http.StatusBadRequest {
+		t.Fatalf("undo after 72 hours: %d", res.Status)
+	}
+}

@@ -315,6 +315,10 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 		p.Notice = p.T("login.verified")
 	case r.URL.Query().Has("reset"):
 		p.Notice = p.T("login.reset")
+	case r.URL.Query().Has("email_changed"):
+		p.Notice = p.T("login.email_changed")
+	case r.URL.Query().Has("email_restored"):
+		p.Notice = p.T("login.email_restored")
 	}
 	return h.render(w, r, http.StatusOK, "login", p)
 }
@@ -417,6 +421,10 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) error {
 		p.Notice = p.T("account.grant_revoked")
 	case "verified":
 		p.Notice = p.T("account.verified")
+	case "email_sent":
+		p.Notice = p.T("account.email_change_sent")
+	case "email_changed":
+		p.Notice = p.T("account.email_changed")
 	}
 	return h.render(w, r, http.StatusOK, "account", p)
 }
