@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +76,7 @@ type Mailer struct {
 	SMTP      mail.Config // the deployment's relay; Host empty: none
 	Renderer  *mail.Renderer
 	Tenants   TenantLookup
+	Store     store.Store // read by KeptMail
 	Log       *slog.Logger
 	Now       func() time.Time
 	// Send is the transport; nil means SMTP with the merged settings. Tests
@@ -249,4 +251,44 @@ func addrDomain(from string) string {
 		return ""
 	}
 	return strings.TrimSpace(from[i+1:])
+}
+
+// Kept is a mail kept in the local outbox for lack of SMTP.
+type Kept struct {
+	Tenant  *ciam.Tenant
+	Message *ciam.OutboxMessage
+	Preview *Preview
+}
+
+// KeptMail returns the newest mail of the given tenants that was kept
+// locally because no SMTP server is configured for them, at most limit,
+// newest first. Mail of tenants that send over SMTP is never shown: its
+// links are for the recipients alone.
+func (m *Mailer) KeptMail(ctx context.Context, tenants []*ciam.Tenant, limit int) ([]Kept, error) {
+	var out []Kept
+	for _, t := range tenants {
+		if m.config(t).Enabled() {
+			continue
+		}
+		var msgs []*ciam.OutboxMessage
+		err := m.Store.View(ctx, t.ID, func(tx store.Tx) (err error) {
+			msgs, err = tx.Outbox().List(ctx, store.OutboxFilter{Kind: Kind, Limit: limit})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, om := range msgs {
+			pv, err := m.Render(t, om)
+			if err != nil {
+				continue // unreadable (another KEK, a garbled row): nothing to show
+			}
+			out = append(out, Kept{Tenant: t, Message: om, Preview: pv})
+		}
+	}
+	slices.SortFunc(out, func(a, b Kept) int { return b.Message.CreatedAt.Compare(a.Message.CreatedAt) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }

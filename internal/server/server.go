@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 
 	accounts, sources := throttle.NewPerAccount(), throttle.NewPerIP()
 	accounts.Now, sources.Now = cfg.Now, cfg.Now
-	tenants := &tenant.Service{Store: st, Now: cfg.Now, Log: cfg.Log}
+	tenants := &tenant.Service{Store: st, Now: cfg.Now, Log: cfg.Log, KEK: cfg.KEK}
 	sessions := &session.Manager{Store: st, Now: cfg.Now, TouchEvery: time.Minute}
 	users := &user.Service{Store: st, Hasher: hasher, Policy: policy.Check, Now: cfg.Now}
 	an := &authn.Service{
@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	}, []string{"kind"})
 	reg.MustRegister(localMail)
 	mailer := &notify.Mailer{
-		PublicURL: cfg.PublicURL, KEK: cfg.KEK, SMTP: cfg.Mail, Renderer: renderer, Tenants: tenants,
+		PublicURL: cfg.PublicURL, KEK: cfg.KEK, SMTP: cfg.Mail, Renderer: renderer, Tenants: tenants, Store: st,
 		Log: cfg.Log, Now: cfg.Now, OnLocal: func(k mail.Kind) { localMail.WithLabelValues(string(k)).Inc() },
 	}
 	an.Mailer, an.CodeKey, users.Mailer = mailer, keys.Derive(cfg.KEK, "email codes"), mailer
@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	}
 
 	pages := &ui.Handler{
-		Tenants: tenants, Users: users, Authn: an, Sessions: sessions, Clients: clients, Consents: consents,
+		Tenants: tenants, Users: users, Authn: an, Sessions: sessions, Clients: clients, Consents: consents, Mail: mailer,
 		CSRF:   &web.CSRF{Key: csrfKey, Secure: secure},
 		Secure: secure, TrustedProxies: cfg.TrustedProxies, Log: cfg.Log,
 	}

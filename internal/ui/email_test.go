@@ -589,3 +589,49 @@ func TestEmailChangeConfirmAndUndo(t *testing.T) {
 		t.Fatalf("undo after 72 hours: %d", res.Status)
 	}
 }
+
+// Platform administrators read the locally kept mail in the browser; a
+// tenant's user cannot, and mail of a tenant with SMTP is not shown.
+func TestAdminReadsLocalMail(t *testing.T) {
+	e := testenv.New(t)
+	ctx := context.Background()
+	link, err := e.Server.SetupLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := mustURL(t, link)
+	admin := e.Browser()
+	admin.Submit(u.Path+"?"+u.RawQuery, "/setup", url.Values{"token": {u.Query().Get("token")}, "email": {"admin@example.com"}, "password": {goodPassword}})
+
+	user := e.Browser()
+	signup(t, user, "ann@example.com", goodPassword)
+	e.DeliverOutbox()
+	page := admin.Get("/admin/mail")
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, "ann@example.com") || !strings.Contains(page.Body, "/t/default/verify?token=") {
+		t.Fatalf("admin mail page: %d\n%s", page.Status, page.Body)
+	}
+	code := mailCode.FindString(page.Body[strings.Index(page.Body, "<code>"):])
+	if res := user.Submit("/t/default/account", "/t/default/verify", url.Values{"code": {code}}); res.Status != http.StatusSeeOther {
+		t.Fatalf("the code from the admin page does not verify: %d", res.Status)
+	}
+	if res := user.Get("/admin/mail"); res.Status != http.StatusSeeOther {
+		t.Fatalf("a tenant user reads the local mail: %d", res.Status)
+	}
+	// A tenant with its own SMTP server: its mail is not on the page.
+	host := "smtp.acme.test"
+	from := "Acme <no-reply@acme.test>"
+	yes := true
+	tn, err := e.Server.Tenants.Create(ctx, "acme", tenant.Settings{SignupOpen: &yes}, "test", audit.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.Mail = ciam.TenantMail{Host: host, From: from}
+	if err := e.Store.Tx(ctx, tn.ID, func(tx store.Tx) error { return tx.Tenant().Update(ctx, tn) }); err != nil {
+		t.Fatal(err)
+	}
+	b := e.Browser()
+	b.Submit("/t/acme/signup", "/t/acme/signup", url.Values{"email": {"bob@acme.test"}, "password": {goodPassword}})
+	if page := admin.Get("/admin/mail"); strings.Contains(page.Body, "bob@acme.test") {
+		t.Fatal("mail of a tenant with SMTP is shown to administrators")
+	}
+}

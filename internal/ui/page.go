@@ -18,7 +18,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages; each is parsed with the layout and the field partial.
-var pageNames = []string{"landing", "signup", "login", "account", "logout", "error", "setup", "admin", "consent", "email"}
+var pageNames = []string{"landing", "signup", "login", "account", "logout", "error", "setup", "admin", "consent", "email", "admin_mail"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := make(map[string]*template.Template, len(pageNames))

@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 	"github.com/gatehouse-id/gatehouse/internal/client"
 	"github.com/gatehouse-id/gatehouse/internal/consent"
+	"github.com/gatehouse-id/gatehouse/internal/notify"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/tenant"
 	"github.com/gatehouse-id/gatehouse/internal/user"
@@ -38,6 +39,7 @@ type Handler struct {
 	Sessions       *session.Manager
 	Clients        *client.Registry
 	Consents       *consent.Service
+	Mail           *notify.Mailer
 	CSRF           *web.CSRF
 	Secure         bool // the public URL is https: cookies get Secure and the __Host- prefix
 	TrustedProxies []netip.Prefix
@@ -87,6 +89,7 @@ func (h *Handler) Mount(m *web.Mux) {
 	m.Handle("GET /setup", h.setupForm)
 	m.Handle("POST /setup", h.setup)
 	m.Handle("GET /admin", h.adminHome)
+	m.Handle("GET /admin/mail", h.adminMail)
 }
 
 func staticHandler(fsys fs.FS) http.Handler {
@@ -611,6 +614,36 @@ func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request) error {
 	p.CSRF = h.CSRF.Token(w, r)
 	p.Data = ts
 	return h.render(w, r, http.StatusOK, "admin", p)
+}
+
+// adminMail shows platform administrators the mail kept locally because no
+// SMTP server is configured (the quick start), with its links and codes.
+func (h *Handler) adminMail(w http.ResponseWriter, r *http.Request) error {
+	pt, err := h.platform(r.Context())
+	if err != nil {
+		return err
+	}
+	s, u, err := h.current(r, pt)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		http.Redirect(w, r, "/t/"+pt.Slug+"/login", http.StatusSeeOther)
+		return nil
+	}
+	ts, err := h.Tenants.List(r.Context(), "", 200)
+	if err != nil {
+		return err
+	}
+	kept, err := h.Mail.KeptMail(r.Context(), ts, 100)
+	if err != nil {
+		return err
+	}
+	p := h.newPage(r, nil, "admin.mail_title")
+	p.User = u
+	p.CSRF = h.CSRF.Token(w, r)
+	p.Data = kept
+	return h.render(w, r, http.StatusOK, "admin_mail", p)
 }
 
 // describeDevice turns a user agent into a short label a person recognises.
