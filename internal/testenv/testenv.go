@@ -68,6 +68,7 @@ type Env struct {
 type Options struct {
 	Store store.Store // default: SQLite in t.TempDir()
 	Mail  mail.Config // default: no SMTP (mail kept locally)
+	KEK   []byte      // default: a random key; two servers over one store share one
 }
 
 // New starts a Gatehouse on SQLite in a temporary directory.
@@ -86,13 +87,16 @@ func NewWith(t testing.TB, o Options) *Env {
 		}
 	}
 	t.Cleanup(func() { st.Close() })
+	if o.KEK == nil {
+		o.KEK = kek()
+	}
 	clock := NewClock(time.Now().UTC())
 	hs := httptest.NewUnstartedServer(nil)
 	hs.Start()
 	t.Cleanup(hs.Close)
 	pub, _ := url.Parse(hs.URL)
 	srv, err := server.New(ctx, server.Config{
-		PublicURL: pub, Now: clock.Now, Version: "test", KEK: kek(), Mail: o.Mail,
+		PublicURL: pub, Now: clock.Now, Version: "test", KEK: o.KEK, Mail: o.Mail,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st)
 	if err != nil {

@@ -1,7 +1,10 @@
 package ui_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"sync"
 	"io"
 	"net/http"
 	"net/url"
@@ -633,5 +636,53 @@ func TestAdminReadsLocalMail(t *testing.T) {
 	b.Submit("/t/acme/signup", "/t/acme/signup", url.Values{"email": {"bob@acme.test"}, "password": {goodPassword}})
 	if page := admin.Get("/admin/mail"); strings.Contains(page.Body, "bob@acme.test") {
 		t.Fatal("mail of a tenant with SMTP is shown to administrators")
+	}
+}
+
+// A process that dies after claiming a mail and before sending it leaves
+// the mail to be sent once its claim lapses; two server processes working
+// the same outbox send each mail once.
+func TestMailSurvivesCrashAndSendsOnce(t *testing.T) {
+	mp := testenv.Mailpit(t)
+	cfg := mail.Config{Host: mp.SMTPHost, Port: mp.SMTPPort, TLS: mail.TLSNone, From: "no-reply@gatehouse.test"}
+	kek := bytes.Repeat([]byte{7}, 32)
+	a := testenv.NewWith(t, testenv.Options{Mail: cfg, KEK: kek})
+	b := testenv.NewWith(t, testenv.Options{Mail: cfg, Store: a.Store, KEK: kek})
+	for i := range 6 {
+		signup(t, a.Browser(), fmt.Sprintf("user%d@example.com", i), goodPassword)
+	}
+	// The "crashed" process claims two mails and is never heard of again.
+	claimed, err := a.Store.System().ClaimOutbox(context.Background(), "dead-process", a.Clock.Now(), a.Clock.Now().Add(2*time.Minute), 2)
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claim: %d %v", len(claimed), err)
+	}
+	var wg sync.WaitGroup
+	for _, e := range []*testenv.Env{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				e.Server.Outbox.RunOnce(context.Background())
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(mp.WaitMessages(4)); n != 4 {
+		t.Fatalf("%d mails before the claim lapsed, want 4", n)
+	}
+	a.Clock.Advance(3 * time.Minute)
+	b.Clock.Advance(3 * time.Minute)
+	a.DeliverOutbox()
+	b.DeliverOutbox()
+	list := mp.WaitMessages(6)
+	seen := map[string]bool{}
+	for _, m := range list {
+		if seen[m.To[0].Address] {
+			t.Errorf("%s got two mails", m.To[0].Address)
+		}
+		seen[m.To[0].Address] = true
+	}
+	if len(list) != 6 {
+		t.Fatalf("%d mails, want 6", len(list))
 	}
 }
