@@ -213,3 +213,36 @@ func TestSealedKeyMoved(t *testing.T) {
 		}
 	}
 }
+
+func TestSealOpenDerive(t *testing.T) {
+	kek := bytes.Repeat([]byte{1}, KEKSize)
+	other := bytes.Repeat([]byte{2}, KEKSize)
+	sealed, err := Seal(kek, "mail secret\x00t1", []byte("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte("s3cret")) {
+		t.Fatal("sealed data holds the plain text")
+	}
+	if got, err := Open(kek, "mail secret\x00t1", sealed); err != nil || string(got) != "s3cret" {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	if _, err := Open(kek, "mail secret\x00t2", sealed); err == nil {
+		t.Error("opened under another context")
+	}
+	if _, err := Open(other, "mail secret\x00t1", sealed); !errors.Is(err, ErrWrongKEK) {
+		t.Errorf("Open with another KEK: %v, want ErrWrongKEK", err)
+	}
+	bad := bytes.Clone(sealed)
+	bad[len(bad)-1] ^= 1
+	if _, err := Open(kek, "mail secret\x00t1", bad); err == nil {
+		t.Error("opened damaged data")
+	}
+	if _, err := Open(kek, "mail secret\x00t1", sealed[:5]); err == nil {
+		t.Error("opened truncated data")
+	}
+	a, b := Derive(kek, "email codes"), Derive(kek, "other")
+	if len(a) != 32 || bytes.Equal(a, b) || !bytes.Equal(a, Derive(kek, "email codes")) || bytes.Equal(a, Derive(other, "email codes")) {
+		t.Error("Derive is not a stable per-purpose, per-key 32-byte key")
+	}
+}

@@ -19,9 +19,20 @@ import (
 // authn.Binding); links work in any browser, but a login link opened
 // elsewhere asks before it logs that browser in.
 
-// ResetAnswerFloor is the least time a password reset request takes to
-// answer, so a known and an unknown address cannot be told apart by time.
-const ResetAnswerFloor = 400 * time.Millisecond
+// AnswerFloor is the least time a password reset or mail login request
+// takes to answer, so a known and an unknown address cannot be told apart
+// by time.
+const AnswerFloor = 400 * time.Millisecond
+
+// waitFloor returns once AnswerFloor has passed since start.
+func waitFloor(r *http.Request, start time.Time) {
+	if wait := AnswerFloor - time.Since(start); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+		}
+	}
+}
 
 func (h *Handler) mountEmail(m *web.Mux) {
 	m.Handle("GET /t/{tenant}/verify", h.verifyPage)
@@ -212,12 +223,7 @@ func (h *Handler) forgot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if wait := ResetAnswerFloor - time.Since(start); wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-r.Context().Done():
-		}
-	}
+	waitFloor(r, start)
 	p := h.emailPage(w, r, t, "sent", "forgot.title")
 	p.Notice = p.T("forgot.sent")
 	return h.render(w, r, http.StatusOK, "email", p)
@@ -283,6 +289,7 @@ func (h *Handler) emailLoginForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) emailLogin(w http.ResponseWriter, r *http.Request) error {
+	start := time.Now()
 	t, err := h.tenant(r)
 	if err != nil {
 		return err
@@ -296,6 +303,7 @@ func (h *Handler) emailLogin(w http.ResponseWriter, r *http.Request) error {
 		return h.formError(w, r, t, "email", "email_login.title", err, map[string]string{"step": "email_login", "email": email, "next": next})
 	}
 	h.setFlow(w, t, flowLogin, b, next, t.LoginTTL())
+	waitFloor(r, start)
 	if method == authn.EmailCode {
 		http.Redirect(w, r, "/t/"+t.Slug+"/login/code", http.StatusSeeOther)
 		return nil

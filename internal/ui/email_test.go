@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -684,5 +685,76 @@ func TestMailSurvivesCrashAndSendsOnce(t *testing.T) {
 	}
 	if len(list) != 6 {
 		t.Fatalf("%d mails, want 6", len(list))
+	}
+}
+
+// Skipping steps: posting to the reset, code and confirmation endpoints
+// without what the earlier step hands out changes nothing.
+func TestEmailFlowsCannotBeSkipped(t *testing.T) {
+	m := newMailEnv(t, testenv.MailpitOptions{})
+	b := m.Browser()
+	signup(t, b, "ann@example.com", goodPassword)
+	m.deliver(t, 1, "ann@example.com")
+	anon := m.Browser()
+	for _, c := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/t/default/reset", url.Values{"new_password": {"a completely new passphrase"}}},
+		{"/t/default/reset", url.Values{"token": {"forged-token"}, "new_password": {"a completely new passphrase"}}},
+		{"/t/default/login/code", url.Values{"code": {"123456"}}},
+		{"/t/default/login/link", url.Values{"token": {"forged-token"}}},
+		{"/t/default/email/confirm", url.Values{"token": {"forged-token"}}},
+		{"/t/default/email/undo", url.Values{"token": {"forged-token"}}},
+		{"/t/default/verify", url.Values{"code": {"123456"}}},
+		{"/t/default/verify", url.Values{"token": {"forged-token"}}},
+	} {
+		res := anon.Submit("/t/default/login", c.path, c.form)
+		if res.Status != http.StatusBadRequest {
+			t.Errorf("POST %s %v: %d, want 400", c.path, c.form, res.Status)
+		}
+		if acct := anon.Get("/t/default/account"); acct.Status != http.StatusSeeOther {
+			t.Fatalf("POST %s gave a session", c.path)
+		}
+	}
+	if res := anon.Get("/t/default/reset?token=forged"); res.Status != http.StatusBadRequest {
+		t.Errorf("reset form with a forged token: %d", res.Status)
+	}
+	if res := login(t, m.Browser(), "ann@example.com", goodPassword); res.Status != http.StatusSeeOther || !strings.HasSuffix(res.Location, "/account") {
+		t.Errorf("the password changed: %d", res.Status)
+	}
+}
+
+// With the SMTP server unreachable, sign-up and reset still answer; the
+// mail waits in the outbox for the next attempt.
+func TestSMTPUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	e := testenv.NewWith(t, testenv.Options{Mail: mail.Config{Host: "127.0.0.1", Port: port, TLS: mail.TLSNone, From: "no-reply@gatehouse.test"}})
+	b := e.Browser()
+	if res := signup(t, b, "ann@example.com", goodPassword); res.Status != http.StatusSeeOther {
+		t.Fatalf("sign-up: %d", res.Status)
+	}
+	if res := e.Browser().Submit("/t/default/forgot", "/t/default/forgot", url.Values{"email": {"ann@example.com"}}); res.Status != http.StatusOK || !strings.Contains(res.Body, "we sent a link") {
+		t.Fatalf("reset request: %d", res.Status)
+	}
+	e.DeliverOutbox()
+	tn, _ := e.Server.Tenants.BySlug(context.Background(), "default")
+	var pending []*ciam.OutboxMessage
+	e.Store.View(context.Background(), tn.ID, func(tx store.Tx) (err error) {
+		pending, err = tx.Outbox().List(context.Background(), store.OutboxFilter{Kind: notify.Kind, Status: ciam.OutboxPending})
+		return err
+	})
+	if len(pending) != 2 {
+		t.Fatalf("%d mails pending, want 2", len(pending))
+	}
+	for _, p := range pending {
+		if p.Attempts != 1 || p.LastError == "" || !p.NextAttemptAt.After(e.Clock.Now()) {
+			t.Errorf("pending mail: attempts %d, error %q, next %v", p.Attempts, p.LastError, p.NextAttemptAt)
+		}
 	}
 }
