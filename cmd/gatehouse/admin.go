@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,7 +38,7 @@ func (a *app) withServer(ctx context.Context, fn func(*server.Server, store.Stor
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{PublicURL: s.publicURL, Log: s.logger(a.stderr), Version: version(), KEK: kek}, st)
+	srv, err := server.New(ctx, server.Config{PublicURL: s.publicURL, Log: s.logger(a.stderr), Version: version(), KEK: kek, Mail: s.mail}, st)
 	if err != nil {
 		return err
 	}
@@ -66,21 +67,37 @@ var cliMeta = audit.Meta{RequestID: "cli"}
 
 // tenantJSON is the CLI's view of a tenant.
 type tenantJSON struct {
-	ID                   string   `json:"id"`
-	Slug                 string   `json:"slug"`
-	DisplayName          string   `json:"display_name"`
-	LogoURL              string   `json:"logo_url,omitempty"`
-	PrimaryColor         string   `json:"primary_color"`
-	SignupOpen           bool     `json:"signup_open"`
-	Listed               bool     `json:"listed"`
-	System               bool     `json:"system,omitempty"`
-	PasswordMinLength    int      `json:"password_min_length"`
-	MFAPolicy            string   `json:"mfa_policy"`
-	RequireVerifiedEmail bool     `json:"require_verified_email"`
-	SessionIdle          string   `json:"session_idle"`
-	SessionAbsolute      string   `json:"session_absolute"`
-	CreatedAt            string   `json:"created_at"`
-	Warnings             []string `json:"warnings,omitempty"`
+	ID                   string `json:"id"`
+	Slug                 string `json:"slug"`
+	DisplayName          string `json:"display_name"`
+	LogoURL              string `json:"logo_url,omitempty"`
+	PrimaryColor         string `json:"primary_color"`
+	SignupOpen           bool   `json:"signup_open"`
+	Listed               bool   `json:"listed"`
+	System               bool   `json:"system,omitempty"`
+	PasswordMinLength    int    `json:"password_min_length"`
+	MFAPolicy            string `json:"mfa_policy"`
+	RequireVerifiedEmail bool   `json:"require_verified_email"`
+	SessionIdle          string `json:"session_idle"`
+	SessionAbsolute      string `json:"session_absolute"`
+	// The lifetimes of mailed links and codes in effect (defaults included).
+	EmailVerifyTTL   string         `json:"email_verify_ttl"`
+	PasswordResetTTL string         `json:"password_reset_ttl"`
+	LoginLinkTTL     string         `json:"login_link_ttl"`
+	Mail             tenantMailJSON `json:"mail"`
+	CreatedAt        string         `json:"created_at"`
+	Warnings         []string       `json:"warnings,omitempty"`
+}
+
+// tenantMailJSON is a tenant's SMTP override; the password is never shown,
+// only whether one is set. Empty fields use the deployment's settings.
+type tenantMailJSON struct {
+	Host        string `json:"host,omitempty"`
+	Port        int    `json:"port,omitempty"`
+	TLS         string `json:"tls,omitempty"`
+	Username    string `json:"username,omitempty"`
+	PasswordSet bool   `json:"password_set"`
+	From        string `json:"from,omitempty"`
 }
 
 func toTenantJSON(t *ciam.Tenant) tenantJSON {
@@ -89,12 +106,16 @@ func toTenantJSON(t *ciam.Tenant) tenantJSON {
 		SignupOpen: t.SignupOpen, Listed: t.Listed, System: t.System, PasswordMinLength: t.EffectivePasswordMin(),
 		MFAPolicy: t.MFAPolicy, RequireVerifiedEmail: t.RequireVerifiedEmail,
 		SessionIdle: t.SessionIdle.String(), SessionAbsolute: t.SessionAbsolute.String(),
+		EmailVerifyTTL: t.VerifyTTL().String(), PasswordResetTTL: t.ResetTTL().String(), LoginLinkTTL: t.LoginTTL().String(),
+		Mail: tenantMailJSON{Host: t.Mail.Host, Port: t.Mail.Port, TLS: t.Mail.TLS, Username: t.Mail.Username,
+			PasswordSet: len(t.Mail.SealedPassword) > 0, From: t.Mail.From},
 		CreatedAt: t.CreatedAt.UTC().Format(time.RFC3339), Warnings: tenant.Warnings(t),
 	}
 }
 
-// tenantFlags binds every tenant setting to a flag; only flags that were set apply.
-func tenantFlags(f *pflag.FlagSet) func() tenant.Settings {
+// tenantFlags binds every tenant setting to a flag; only flags that were set
+// apply. The SMTP password is read from a file, never taken from a flag.
+func tenantFlags(f *pflag.FlagSet) func() (tenant.Settings, error) {
 	name := f.String("name", "", "display name")
 	logo := f.String("logo-url", "", "https URL of the logo")
 	color := f.String("primary-color", "", "brand colour, #rrggbb")
@@ -105,7 +126,16 @@ func tenantFlags(f *pflag.FlagSet) func() tenant.Settings {
 	verified := f.Bool("require-verified-email", false, "users must verify their email before their first login")
 	idle := f.Duration("session-idle", 0, "session idle lifetime, e.g. 24h")
 	abs := f.Duration("session-absolute", 0, "absolute session lifetime, e.g. 720h")
-	return func() tenant.Settings {
+	verifyTTL := f.Duration("email-verify-ttl", 0, "lifetime of email verification links and codes (1m-168h; 0 for the default 24h)")
+	resetTTL := f.Duration("password-reset-ttl", 0, "lifetime of password reset links (5m-24h; 0 for the default 30m)")
+	loginTTL := f.Duration("login-link-ttl", 0, "lifetime of login links and codes (1m-1h; 0 for the default 10m)")
+	smtpHost := f.String("smtp-host", "", "the tenant's own SMTP server instead of the deployment's; with a password stored, changing it needs --smtp-password-file again (empty: not overridden)")
+	smtpPort := f.Int("smtp-port", 0, "SMTP port (0: not overridden)")
+	smtpTLS := f.String("smtp-tls", "", "none, starttls or tls (empty: not overridden)")
+	smtpUser := f.String("smtp-username", "", "SMTP user name; goes with --smtp-password-file (empty: not overridden)")
+	smtpPwFile := f.String("smtp-password-file", "", "file holding the SMTP password (a final line break is dropped); it is sealed before it is stored; an empty file clears it")
+	smtpFrom := f.String("smtp-from", "", "sender address, e.g. \"Acme <no-reply@acme.example>\" (empty: not overridden)")
+	return func() (tenant.Settings, error) {
 		var s tenant.Settings
 		if f.Changed("name") {
 			s.DisplayName = name
@@ -138,7 +168,39 @@ func tenantFlags(f *pflag.FlagSet) func() tenant.Settings {
 		if f.Changed("session-absolute") {
 			s.SessionAbsolute = abs
 		}
-		return s
+		if f.Changed("email-verify-ttl") {
+			s.EmailVerifyTTL = verifyTTL
+		}
+		if f.Changed("password-reset-ttl") {
+			s.PasswordResetTTL = resetTTL
+		}
+		if f.Changed("login-link-ttl") {
+			s.LoginLinkTTL = loginTTL
+		}
+		if f.Changed("smtp-host") {
+			s.MailHost = smtpHost
+		}
+		if f.Changed("smtp-port") {
+			s.MailPort = smtpPort
+		}
+		if f.Changed("smtp-tls") {
+			s.MailTLS = smtpTLS
+		}
+		if f.Changed("smtp-username") {
+			s.MailUsername = smtpUser
+		}
+		if f.Changed("smtp-from") {
+			s.MailFrom = smtpFrom
+		}
+		if f.Changed("smtp-password-file") {
+			b, err := os.ReadFile(*smtpPwFile)
+			if err != nil {
+				return s, fmt.Errorf("--smtp-password-file: %w", err)
+			}
+			pw := strings.TrimRight(string(b), "\r\n") // the final line break of a text file
+			s.MailPassword = &pw
+		}
+		return s, nil
 	}
 }
 
@@ -154,8 +216,12 @@ func (a *app) tenantCmd() *cobra.Command {
 			if v, _ := cmd.Flags().GetString("signup"); cmd.Flags().Changed("signup") && v != "open" && v != "closed" {
 				return fmt.Errorf("--signup %q: want open or closed", v)
 			}
+			s, err := settings()
+			if err != nil {
+				return err
+			}
 			return a.withServer(cmd.Context(), func(srv *server.Server, _ store.Store) error {
-				t, err := apply(cmd.Context(), srv, args[0], settings())
+				t, err := apply(cmd.Context(), srv, args[0], s)
 				if err != nil {
 					return err
 				}
@@ -206,8 +272,50 @@ func (a *app) tenantCmd() *cobra.Command {
 			})
 		})
 	}
-	cmd.AddCommand(create, update, list)
+	get := &cobra.Command{Use: "get SLUG", Short: "Show a tenant's settings", Args: cobra.ExactArgs(1)}
+	a.addOutput(get)
+	get.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.withServer(cmd.Context(), func(srv *server.Server, _ store.Store) error {
+			t, err := srv.Tenants.BySlug(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			j := toTenantJSON(t)
+			return a.emit(j, func(w *tabwriter.Writer) {
+				m, unset := j.Mail, "(not set)"
+				for _, kv := range [][2]string{
+					{"slug", j.Slug}, {"id", j.ID}, {"name", j.DisplayName}, {"signup", openClosed(j.SignupOpen)},
+					{"listed", fmt.Sprint(j.Listed)}, {"password min length", fmt.Sprint(j.PasswordMinLength)},
+					{"mfa policy", j.MFAPolicy}, {"require verified email", fmt.Sprint(j.RequireVerifiedEmail)},
+					{"session idle", j.SessionIdle}, {"session absolute", j.SessionAbsolute},
+					{"email verify ttl", j.EmailVerifyTTL}, {"password reset ttl", j.PasswordResetTTL}, {"login link ttl", j.LoginLinkTTL},
+					{"smtp host", ifEmpty(m.Host, unset)}, {"smtp port", ifEmpty(portString(m.Port), unset)}, {"smtp tls", ifEmpty(m.TLS, unset)},
+					{"smtp username", ifEmpty(m.Username, unset)}, {"smtp password set", fmt.Sprint(m.PasswordSet)}, {"smtp from", ifEmpty(m.From, unset)},
+				} {
+					fmt.Fprintf(w, "%s\t%s\n", kv[0], kv[1])
+				}
+				for _, warn := range j.Warnings {
+					fmt.Fprintf(w, "warning:\t%s\n", warn)
+				}
+			})
+		})
+	}
+	cmd.AddCommand(create, update, list, get)
 	return cmd
+}
+
+func ifEmpty(v, empty string) string {
+	if v == "" {
+		return empty
+	}
+	return v
+}
+
+func portString(p int) string {
+	if p == 0 {
+		return ""
+	}
+	return fmt.Sprint(p)
 }
 
 func openClosed(b bool) string {

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-id/gatehouse/internal/keys"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
 )
 
 // cli runs the command line in-process against a database in dir.
@@ -97,5 +101,118 @@ func TestCLIConfigProblemsReported(t *testing.T) {
 	code := run(context.Background(), []string{"tenant", "list"}, []string{"GATEHOUSE_LOG_FORMAT=xml", "GATEHOUSE_DATABASE=mysql://x"}, strings.NewReader(""), &out, &errb)
 	if code == 0 || !strings.Contains(errb.String(), "log_format") || !strings.Contains(errb.String(), "database") {
 		t.Fatalf("config problems: %d %s", code, errb.String())
+	}
+}
+
+func TestCLITenantMailSettings(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "cli.db")
+	db := "sqlite:" + dbPath
+	const secret = "smtp secret 42"
+	pwFile := filepath.Join(dir, "smtp-password")
+	if err := os.WriteFile(pwFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, code := cli(t, db, "", "tenant", "create", "acme", "--email-verify-ttl", "48h", "--login-link-ttl", "5m", "--output", "json")
+	if code != 0 {
+		t.Fatalf("tenant create: %d %s", code, errOut)
+	}
+	var tj tenantJSON
+	if err := json.Unmarshal([]byte(out), &tj); err != nil || tj.EmailVerifyTTL != "48h0m0s" || tj.PasswordResetTTL != "30m0s" || tj.LoginLinkTTL != "5m0s" || tj.Mail != (tenantMailJSON{}) {
+		t.Fatalf("tenant create output: %v %+v", err, tj)
+	}
+
+	out, errOut, code = cli(t, db, "", "tenant", "update", "acme", "--password-reset-ttl", "1h", "--smtp-host", "smtp.acme.example", "--smtp-port", "2525",
+		"--smtp-tls", "starttls", "--smtp-username", "acme", "--smtp-password-file", pwFile, "--smtp-from", "Acme <no-reply@acme.example>", "--output", "json")
+	if code != 0 {
+		t.Fatalf("tenant update: %d %s", code, errOut)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, "sealed") {
+		t.Fatalf("the SMTP password shows in the output: %s", out)
+	}
+	tj = tenantJSON{}
+	json.Unmarshal([]byte(out), &tj)
+	want := tenantMailJSON{Host: "smtp.acme.example", Port: 2525, TLS: "starttls", Username: "acme", PasswordSet: true, From: "Acme <no-reply@acme.example>"}
+	if tj.Mail != want || tj.PasswordResetTTL != "1h0m0s" || tj.EmailVerifyTTL != "48h0m0s" {
+		t.Fatalf("tenant update output: %+v", tj)
+	}
+
+	// get and list show the same, without the password.
+	out, errOut, code = cli(t, db, "", "tenant", "get", "acme", "--output", "json")
+	tj = tenantJSON{}
+	if code != 0 || json.Unmarshal([]byte(out), &tj) != nil || tj.Mail != want || tj.LoginLinkTTL != "5m0s" || strings.Contains(out, secret) {
+		t.Fatalf("tenant get: %d %s %s", code, out, errOut)
+	}
+	if !strings.Contains(out, `"password_set": true`) {
+		t.Fatalf("tenant get lacks password_set: %s", out)
+	}
+	out, _, code = cli(t, db, "", "tenant", "get", "acme")
+	if code != 0 || !strings.Contains(out, "smtp.acme.example") || !strings.Contains(out, "login link ttl") || strings.Contains(out, secret) {
+		t.Fatalf("tenant get text: %s", out)
+	}
+	if _, errOut, code := cli(t, db, "", "tenant", "get", "nope"); code == 0 || !strings.Contains(errOut, "no tenant") {
+		t.Fatalf("tenant get unknown: %s", errOut)
+	}
+	out, _, code = cli(t, db, "", "tenant", "list", "--output", "json")
+	var tl []tenantJSON
+	if code != 0 || json.Unmarshal([]byte(out), &tl) != nil || strings.Contains(out, secret) {
+		t.Fatalf("tenant list: %s", out)
+	}
+	for _, l := range tl {
+		if l.Slug == "acme" && l.Mail != want {
+			t.Fatalf("tenant list mail: %+v", l.Mail)
+		}
+	}
+
+	// The password is stored sealed under the key beside the database, the
+	// one serve uses.
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: dbPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := st.System().TenantBySlug(context.Background(), "acme")
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Mail.SealedPassword) == 0 || bytes.Contains(stored.Mail.SealedPassword, []byte(secret)) {
+		t.Fatalf("stored password: %q", stored.Mail.SealedPassword)
+	}
+	kek, err := keys.LoadOrCreateKEK(filepath.Join(dir, "gatehouse.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := keys.Open(kek, "tenant smtp password\x00"+string(stored.ID), stored.Mail.SealedPassword); err != nil || string(plain) != secret {
+		t.Fatalf("open the stored password: %q %v", plain, err)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--login-link-ttl", "2h"}, "login link lifetime"},
+		{[]string{"--email-verify-ttl", "30s"}, "verification lifetime"},
+		{[]string{"--password-reset-ttl", "48h"}, "reset lifetime"},
+		{[]string{"--smtp-tls", "ssl"}, "none, starttls or tls"},
+		{[]string{"--smtp-port", "70000"}, "port"},
+		{[]string{"--smtp-from", "not an address"}, "sender"},
+		{[]string{"--smtp-host", "smtp.other.example"}, "password again"},
+		{[]string{"--smtp-password-file", filepath.Join(dir, "missing")}, "--smtp-password-file"},
+		{[]string{"--smtp-password", secret}, "unknown flag"},
+	} {
+		if _, errOut, code := cli(t, db, "", append([]string{"tenant", "update", "acme"}, c.args...)...); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: %d %s", c.args, code, errOut)
+		}
+	}
+
+	// An empty password file and empty values clear the override.
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	out, errOut, code = cli(t, db, "", "tenant", "update", "acme", "--smtp-host", "", "--smtp-port", "0", "--smtp-tls", "", "--smtp-username", "",
+		"--smtp-password-file", empty, "--smtp-from", "", "--email-verify-ttl", "0", "--output", "json")
+	tj = tenantJSON{}
+	if code != 0 || json.Unmarshal([]byte(out), &tj) != nil || tj.Mail != (tenantMailJSON{}) || tj.EmailVerifyTTL != "24h0m0s" {
+		t.Fatalf("clear the override: %d %s %s", code, out, errOut)
 	}
 }

@@ -7,16 +7,19 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	netmail "net/mail"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-id/gatehouse/internal/keys"
+	"github.com/gatehouse-id/gatehouse/internal/mail"
 )
 
 // fileConfig is the configuration file format (YAML). Every key can also be
@@ -44,6 +47,16 @@ type fileConfig struct {
 	// KeyFile holds the key-encryption key, created on first start when
 	// missing. With SQLite it defaults to gatehouse.key beside the database.
 	KeyFile string `yaml:"key_file"`
+	// Mail is the outbound mail relay. Without a host, mail stays in the
+	// local outbox and its links are written to the log.
+	Mail mailConfig `yaml:"mail"`
+}
+
+// mailConfig is the mail section: mail.Config's keys plus password_file.
+type mailConfig struct {
+	mail.Config `yaml:",inline"`
+	// PasswordFile holds the SMTP password (one line); exclusive with password.
+	PasswordFile string `yaml:"password_file"`
 }
 
 func defaults() fileConfig {
@@ -120,6 +133,20 @@ func envKeys(c *fileConfig) map[string]func(string) error {
 		"GATEHOUSE_READ_TIMEOUT":     dur(&c.ReadTimeout),
 		"GATEHOUSE_WRITE_TIMEOUT":    dur(&c.WriteTimeout),
 		"GATEHOUSE_IDLE_TIMEOUT":     dur(&c.IdleTimeout),
+
+		"GATEHOUSE_MAIL_HOST": str(&c.Mail.Host),
+		"GATEHOUSE_MAIL_PORT": func(v string) error {
+			_, err := fmt.Sscan(v, &c.Mail.Port)
+			return err
+		},
+		"GATEHOUSE_MAIL_TLS":           func(v string) error { c.Mail.TLS = mail.TLSMode(v); return nil },
+		"GATEHOUSE_MAIL_USERNAME":      str(&c.Mail.Username),
+		"GATEHOUSE_MAIL_PASSWORD":      str(&c.Mail.Password),
+		"GATEHOUSE_MAIL_PASSWORD_FILE": str(&c.Mail.PasswordFile),
+		"GATEHOUSE_MAIL_FROM":          str(&c.Mail.From),
+		"GATEHOUSE_MAIL_HELO":          str(&c.Mail.HELO),
+		"GATEHOUSE_MAIL_TIMEOUT":       dur(&c.Mail.Timeout),
+		"GATEHOUSE_MAIL_TEMPLATE_DIR":  str(&c.Mail.TemplateDir),
 	}
 }
 
@@ -165,6 +192,8 @@ type settings struct {
 	publicURL *url.URL
 	proxies   []netip.Prefix
 	level     slog.Level
+	// mail is the mail section with the password read from its file.
+	mail mail.Config
 }
 
 // validate checks every value and reports all problems together, each with
@@ -239,10 +268,71 @@ func (c fileConfig) validate() (*settings, error) {
 	} else if c.KeyFile == "" && !strings.HasPrefix(c.Database, "sqlite:") {
 		bad("key_encryption_key: PostgreSQL deployments need the key that seals signing keys: set key_encryption_key (GATEHOUSE_KEY_ENCRYPTION_KEY, from `openssl rand -base64 32`) or key_file, the same on every node")
 	}
+	var merr error
+	s.mail, merr = c.Mail.resolve()
+	errs = append(errs, merr)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// resolve reads the password file and checks the mail section. With a host,
+// mail.Config.Validate has the last word; without one, settings that only
+// apply to a relay are reported, since they would be ignored.
+func (m mailConfig) resolve() (mail.Config, error) {
+	c := m.Config
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if m.Password != "" && m.PasswordFile != "" {
+		bad("mail.password and mail.password_file are both set (GATEHOUSE_MAIL_PASSWORD, GATEHOUSE_MAIL_PASSWORD_FILE); keep one")
+	} else if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			bad("mail.password_file: read the SMTP password: %v", err)
+		} else if c.Password = strings.TrimRight(string(b), "\r\n"); c.Password == "" {
+			bad("mail.password_file %s is empty", m.PasswordFile)
+		}
+	}
+	if c.TemplateDir != "" {
+		if fi, err := os.Stat(c.TemplateDir); err != nil || !fi.IsDir() {
+			bad("mail.template_dir %q: not a directory; it holds templates that replace the built-in ones", c.TemplateDir)
+		}
+	}
+	if c.Host != "" {
+		if err := c.Validate("mail"); err != nil {
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = append(errs, j.Unwrap()...)
+			} else {
+				errs = append(errs, err)
+			}
+		}
+		return c, errors.Join(errs...)
+	}
+	var relay []string
+	for k, set := range map[string]bool{"port": c.Port != 0, "tls": c.TLS != "", "username": c.Username != "", "password": c.Password != "", "helo": c.HELO != ""} {
+		if set {
+			relay = append(relay, "mail."+k)
+		}
+	}
+	switch c.TLS {
+	case "", mail.TLSNone, mail.TLSStartTLS, mail.TLSImplicit:
+	default:
+		bad("mail.tls %q: want none, starttls or tls", c.TLS)
+	}
+	if len(relay) > 0 {
+		slices.Sort(relay)
+		bad("mail.host: %s only apply to an SMTP server; set mail.host (GATEHOUSE_MAIL_HOST) or remove them", strings.Join(relay, ", "))
+	}
+	if c.From != "" {
+		if a, err := netmail.ParseAddress(c.From); err != nil || strings.ContainsAny(c.From, "\r\n") || !strings.Contains(a.Address, "@") {
+			bad("mail.from: %q is not a mail address; want no-reply@example.com or \"Example <no-reply@example.com>\"", c.From)
+		}
+	}
+	if c.Timeout < 0 {
+		bad("mail.timeout: %s is negative; use a duration such as 30s", c.Timeout)
+	}
+	return c, errors.Join(errs...)
 }
 
 // kek returns the key-encryption key: from the configuration, or from the

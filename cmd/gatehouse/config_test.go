@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigDefaultsValidate(t *testing.T) {
@@ -77,4 +78,168 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := c.validate(); err != nil {
 		t.Errorf("a valid ops_addr refused: %v", err)
 	}
+}
+
+func TestConfigMail(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pwFile := write("smtp-password", "s3cret from file\n")
+	tplDir := filepath.Join(dir, "templates")
+	if err := os.Mkdir(tplDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without a mail section: no relay, nothing to report.
+	c, err := load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := c.validate(); err != nil || s.mail.Enabled() {
+		t.Fatalf("defaults: %v %+v", err, s.mail)
+	}
+
+	t.Run("yaml", func(t *testing.T) {
+		path := write("mail.yaml", `mail:
+  host: smtp.example.com
+  port: 465
+  tls: tls
+  username: gatehouse
+  password: from-yaml
+  from: "Example <no-reply@example.com>"
+  helo: id.example.com
+  timeout: 45s
+  template_dir: `+tplDir+`
+`)
+		c, err := load(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.validate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := s.mail
+		if m.Host != "smtp.example.com" || m.Port != 465 || m.TLS != "tls" || m.Username != "gatehouse" || m.Password != "from-yaml" ||
+			m.From != "Example <no-reply@example.com>" || m.HELO != "id.example.com" || m.Timeout != 45*time.Second || m.TemplateDir != tplDir {
+			t.Fatalf("mail from YAML: %+v", m)
+		}
+	})
+
+	t.Run("env", func(t *testing.T) {
+		path := write("mail-env.yaml", "mail:\n  host: smtp.file.example\n  from: file@example.com\n")
+		c, err := load(path, []string{
+			"GATEHOUSE_MAIL_HOST=smtp.env.example", "GATEHOUSE_MAIL_PORT=2525", "GATEHOUSE_MAIL_TLS=starttls",
+			"GATEHOUSE_MAIL_USERNAME=envuser", "GATEHOUSE_MAIL_PASSWORD=envpass", "GATEHOUSE_MAIL_FROM=env@example.com",
+			"GATEHOUSE_MAIL_HELO=helo.example", "GATEHOUSE_MAIL_TIMEOUT=10s", "GATEHOUSE_MAIL_TEMPLATE_DIR=" + tplDir,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.validate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := s.mail
+		if m.Host != "smtp.env.example" || m.Port != 2525 || m.TLS != "starttls" || m.Username != "envuser" || m.Password != "envpass" ||
+			m.From != "env@example.com" || m.HELO != "helo.example" || m.Timeout != 10*time.Second || m.TemplateDir != tplDir {
+			t.Fatalf("mail from the environment: %+v", m)
+		}
+	})
+
+	t.Run("password file", func(t *testing.T) {
+		// From the environment...
+		c, err := load("", []string{"GATEHOUSE_MAIL_HOST=smtp.example.com", "GATEHOUSE_MAIL_USERNAME=u", "GATEHOUSE_MAIL_FROM=a@example.com", "GATEHOUSE_MAIL_PASSWORD_FILE=" + pwFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.validate()
+		if err != nil || s.mail.Password != "s3cret from file" {
+			t.Fatalf("GATEHOUSE_MAIL_PASSWORD_FILE: %v %q", err, s.mail.Password)
+		}
+		// ...and from the file's password_file.
+		path := write("mail-pwfile.yaml", "mail:\n  host: smtp.example.com\n  username: u\n  from: a@example.com\n  password_file: "+pwFile+"\n")
+		if c, err = load(path, nil); err != nil {
+			t.Fatal(err)
+		}
+		if s, err = c.validate(); err != nil || s.mail.Password != "s3cret from file" {
+			t.Fatalf("password_file: %v %q", err, s.mail.Password)
+		}
+		c.Mail.PasswordFile = filepath.Join(dir, "missing")
+		if _, err := c.validate(); err == nil || !strings.Contains(err.Error(), "mail.password_file") {
+			t.Fatalf("missing password file: %v", err)
+		}
+	})
+
+	t.Run("password and password_file", func(t *testing.T) {
+		path := write("mail-both.yaml", "mail:\n  host: smtp.example.com\n  username: u\n  from: a@example.com\n  password: p\n  password_file: "+pwFile+"\n")
+		c, err := load(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.validate()
+		if err == nil || !strings.Contains(err.Error(), "mail.password and mail.password_file") {
+			t.Fatalf("both in the file: %v", err)
+		}
+		c, err = load("", []string{"GATEHOUSE_MAIL_HOST=smtp.example.com", "GATEHOUSE_MAIL_USERNAME=u", "GATEHOUSE_MAIL_FROM=a@example.com",
+			"GATEHOUSE_MAIL_PASSWORD=p", "GATEHOUSE_MAIL_PASSWORD_FILE=" + pwFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err = c.validate(); err == nil || !strings.Contains(err.Error(), "GATEHOUSE_MAIL_PASSWORD, GATEHOUSE_MAIL_PASSWORD_FILE") {
+			t.Fatalf("both in the environment: %v", err)
+		}
+	})
+
+	t.Run("problems reported with the others", func(t *testing.T) {
+		c, err := load("", []string{"GATEHOUSE_MAIL_HOST=smtp.example.com", "GATEHOUSE_MAIL_TLS=ssl", "GATEHOUSE_MAIL_FROM=not an address", "GATEHOUSE_LOG_FORMAT=xml"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.validate()
+		if err == nil {
+			t.Fatal("invalid mail settings accepted")
+		}
+		for _, want := range []string{"mail.tls", "ssl", "mail.from", "log_format"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("problem %q not reported in:\n%v", want, err)
+			}
+		}
+	})
+
+	t.Run("relay settings without a host", func(t *testing.T) {
+		c := defaults()
+		c.Mail.TLS, c.Mail.Port = "ssl", 25
+		if _, err := c.validate(); err == nil || !strings.Contains(err.Error(), "mail.host") || !strings.Contains(err.Error(), "mail.port, mail.tls") {
+			t.Fatalf("relay settings without host: %v", err)
+		}
+		c = defaults()
+		c.Mail.From, c.Mail.TemplateDir = "Example <no-reply@example.com>", tplDir
+		if _, err := c.validate(); err != nil {
+			t.Fatalf("from and template_dir without host: %v", err)
+		}
+		c.Mail.From = "nope"
+		c.Mail.TemplateDir = filepath.Join(dir, "missing")
+		if _, err := c.validate(); err == nil || !strings.Contains(err.Error(), "mail.from") || !strings.Contains(err.Error(), "mail.template_dir") {
+			t.Fatalf("bad from and template_dir without host: %v", err)
+		}
+	})
+
+	t.Run("unknown and malformed", func(t *testing.T) {
+		path := write("mail-typo.yaml", "mail:\n  hots: smtp.example.com\n")
+		if _, err := load(path, nil); err == nil || !strings.Contains(err.Error(), "hots") {
+			t.Fatalf("unknown mail key: %v", err)
+		}
+		_, err := load("", []string{"GATEHOUSE_MAIL_PORT=smtp", "GATEHOUSE_MAIL_TIMEOUT=forever", "GATEHOUSE_MAIL_PASS=x"})
+		for _, want := range []string{"GATEHOUSE_MAIL_PORT", "GATEHOUSE_MAIL_TIMEOUT", "GATEHOUSE_MAIL_PASS is not a Gatehouse setting"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s not reported: %v", want, err)
+			}
+		}
+	})
 }

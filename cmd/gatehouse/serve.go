@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse-id/gatehouse/internal/mail"
 	"github.com/gatehouse-id/gatehouse/internal/server"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/store/postgres"
@@ -27,8 +28,9 @@ func openStore(ctx context.Context, dsn string) (store.Store, error) {
 
 func (a *app) serveCmd() *cobra.Command {
 	var addr, opsAddr, publicURL, proxies string
+	var mailHost, mailTLS, mailUsername, mailFrom string
 	var bodyLimit int64
-	var hashConc int
+	var hashConc, mailPort int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve Gatehouse (applies migrations first)",
@@ -54,6 +56,21 @@ func (a *app) serveCmd() *cobra.Command {
 				if f.Changed("hash-concurrency") {
 					c.HashConcurrency = hashConc
 				}
+				if f.Changed("mail-host") {
+					c.Mail.Host = mailHost
+				}
+				if f.Changed("mail-port") {
+					c.Mail.Port = mailPort
+				}
+				if f.Changed("mail-tls") {
+					c.Mail.TLS = mail.TLSMode(mailTLS)
+				}
+				if f.Changed("mail-username") {
+					c.Mail.Username = mailUsername
+				}
+				if f.Changed("mail-from") {
+					c.Mail.From = mailFrom
+				}
 			})
 			if err != nil {
 				return fmt.Errorf("configuration:\n%w", err)
@@ -68,6 +85,11 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&proxies, "trusted-proxies", "", "comma-separated proxy addresses or prefixes whose X-Forwarded-For is believed (env GATEHOUSE_TRUSTED_PROXIES)")
 	f.Int64Var(&bodyLimit, "body-limit", 0, "largest request body in bytes (env GATEHOUSE_BODY_LIMIT; default 65536)")
 	f.IntVar(&hashConc, "hash-concurrency", 0, "password hashes run at once (env GATEHOUSE_HASH_CONCURRENCY; default the CPU count)")
+	f.StringVar(&mailHost, "mail-host", "", "SMTP server for outgoing mail; without one, mail stays in the local outbox and its links are logged (env GATEHOUSE_MAIL_HOST)")
+	f.IntVar(&mailPort, "mail-port", 0, "SMTP port (env GATEHOUSE_MAIL_PORT; default 587 for starttls, 465 for tls, 25 for none)")
+	f.StringVar(&mailTLS, "mail-tls", "", "none, starttls or tls (env GATEHOUSE_MAIL_TLS; default tls on port 465, else starttls)")
+	f.StringVar(&mailUsername, "mail-username", "", "SMTP user name; the password comes from GATEHOUSE_MAIL_PASSWORD(_FILE) or the file (env GATEHOUSE_MAIL_USERNAME)")
+	f.StringVar(&mailFrom, "mail-from", "", "sender address, e.g. \"Example <no-reply@example.com>\" (env GATEHOUSE_MAIL_FROM)")
 	return cmd
 }
 
@@ -85,7 +107,7 @@ func (a *app) serve(ctx context.Context, s *settings) error {
 	srv, err := server.New(ctx, server.Config{
 		PublicURL: s.publicURL, Log: log, TrustedProxies: s.proxies, BodyLimit: s.BodyLimit,
 		HashConcurrency: s.HashConcurrency, Version: version(), KEK: kek,
-		SeparateOps: s.OpsAddr != "",
+		SeparateOps: s.OpsAddr != "", Mail: s.mail,
 	}, st)
 	if err != nil {
 		return err

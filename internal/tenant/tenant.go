@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	netmail "net/mail"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/mail"
+	"github.com/gatehouse-id/gatehouse/internal/notify"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -35,6 +39,9 @@ type Service struct {
 	// CacheTTL bounds how long a cached tenant is served after a change made by
 	// another server process. Changes made through this Service are seen at once.
 	CacheTTL time.Duration
+	// KEK is the deployment's key-encryption key; it seals a tenant's SMTP
+	// password (Settings.MailPassword) before it is stored.
+	KEK []byte
 
 	mu    sync.RWMutex
 	cache map[string]cached
@@ -58,12 +65,38 @@ type Settings struct {
 	RequireVerifiedEmail *bool
 	SessionIdle          *time.Duration
 	SessionAbsolute      *time.Duration
+	// Lifetimes of the links and codes sent by mail; 0 means the default
+	// (ciam.DefaultEmailVerifyTTL and so on).
+	EmailVerifyTTL   *time.Duration
+	PasswordResetTTL *time.Duration
+	LoginLinkTTL     *time.Duration
+	// The tenant's override of the deployment's SMTP settings
+	// (ciam.TenantMail). An empty string (or port 0) clears a field, so the
+	// deployment's value applies again. MailPassword is plain here; the
+	// Service seals it with its KEK and never stores or returns it in clear.
+	MailHost     *string
+	MailPort     *int
+	MailTLS      *string
+	MailUsername *string
+	MailPassword *string
+	MailFrom     *string
 }
+
+// Bounds of the mail lifetimes a tenant may choose.
+const (
+	MinEmailVerifyTTL   = time.Minute
+	MaxEmailVerifyTTL   = 7 * 24 * time.Hour
+	MinPasswordResetTTL = 5 * time.Minute
+	MaxPasswordResetTTL = 24 * time.Hour
+	MinLoginLinkTTL     = time.Minute
+	MaxLoginLinkTTL     = time.Hour
+)
 
 var colorPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 
-// apply validates s onto t, reporting every problem at once.
-func (s Settings) apply(t *ciam.Tenant) error {
+// apply validates s onto t, reporting every problem at once. kek seals a
+// new SMTP password; t.ID must be set.
+func (s Settings) apply(t *ciam.Tenant, kek []byte) error {
 	var errs []error
 	bad := func(field, code, msg string) {
 		errs = append(errs, (&ciam.Error{Kind: ciam.Invalid, Code: code, Msg: msg}).OnField(field))
@@ -124,7 +157,143 @@ func (s Settings) apply(t *ciam.Tenant) error {
 	if t.SessionAbsolute < t.SessionIdle || t.SessionAbsolute > 400*24*time.Hour {
 		bad("session_absolute", "invalid_session_absolute", "The absolute session lifetime must be at least the idle lifetime and at most 400 days.")
 	}
+	ttl := func(p *time.Duration, dst *time.Duration, field, what string, lo, hi time.Duration) {
+		if p == nil {
+			return
+		}
+		if d := *p; d != 0 && (d < lo || d > hi) {
+			bad(field, "invalid_"+field, fmt.Sprintf("The %s lifetime must be between %s and %s (0 for the default).", what, human(lo), human(hi)))
+			return
+		}
+		*dst = *p
+	}
+	ttl(s.EmailVerifyTTL, &t.EmailVerifyTTL, "email_verify_ttl", "email verification", MinEmailVerifyTTL, MaxEmailVerifyTTL)
+	ttl(s.PasswordResetTTL, &t.PasswordResetTTL, "password_reset_ttl", "password reset", MinPasswordResetTTL, MaxPasswordResetTTL)
+	ttl(s.LoginLinkTTL, &t.LoginLinkTTL, "login_link_ttl", "login link", MinLoginLinkTTL, MaxLoginLinkTTL)
+	errs = append(errs, s.applyMail(t, kek)...)
 	return errors.Join(errs...)
+}
+
+// applyMail validates the SMTP override onto t.Mail.
+func (s Settings) applyMail(t *ciam.Tenant, kek []byte) []error {
+	var errs []error
+	bad := func(field, code, msg string) {
+		errs = append(errs, (&ciam.Error{Kind: ciam.Invalid, Code: code, Msg: msg}).OnField(field))
+	}
+	m := t.Mail
+	oldHost := m.Host
+	if s.MailHost != nil {
+		h := strings.TrimSpace(*s.MailHost)
+		if len(h) > 253 || hasControl(h) || (strings.ContainsAny(h, " /:@[]") && net.ParseIP(strings.Trim(h, "[]")) == nil) {
+			bad("mail_host", "invalid_mail_host", "The SMTP host must be a host name or IP address, without a port (that goes in the port).")
+		}
+		m.Host = h
+	}
+	if s.MailPort != nil {
+		if p := *s.MailPort; p < 0 || p > 65535 {
+			bad("mail_port", "invalid_mail_port", "The SMTP port must be between 1 and 65535 (0 for the usual port of the TLS mode).")
+		}
+		m.Port = *s.MailPort
+	}
+	if s.MailTLS != nil {
+		switch mail.TLSMode(*s.MailTLS) {
+		case "", mail.TLSNone, mail.TLSStartTLS, mail.TLSImplicit:
+		default:
+			bad("mail_tls", "invalid_mail_tls", "The SMTP TLS mode must be none, starttls or tls (empty for the deployment's).")
+		}
+		m.TLS = *s.MailTLS
+	}
+	if s.MailUsername != nil {
+		u := strings.TrimSpace(*s.MailUsername)
+		if len(u) > 256 || hasControl(u) {
+			bad("mail_username", "invalid_mail_username", "The SMTP user name must have at most 256 characters and no line breaks.")
+		}
+		m.Username = u
+	}
+	if s.MailFrom != nil {
+		f := strings.TrimSpace(*s.MailFrom)
+		if f != "" && !validFrom(f) {
+			bad("mail_from", "invalid_mail_from", "The sender must be a mail address such as no-reply@example.com or \"Acme <no-reply@example.com>\".")
+		}
+		m.From = f
+	}
+	hostChanged := !strings.EqualFold(m.Host, oldHost)
+	switch {
+	case s.MailPassword != nil && *s.MailPassword == "":
+		m.SealedPassword = nil
+	case s.MailPassword != nil:
+		pw := *s.MailPassword
+		if len(pw) > 1024 || strings.ContainsAny(pw, "\r\n\x00") {
+			bad("mail_password", "invalid_mail_password", "The SMTP password must have at most 1024 bytes and no line breaks.")
+			break
+		}
+		if len(kek) == 0 {
+			errs = append(errs, errors.New("tenant: no key-encryption key to seal the SMTP password with"))
+			break
+		}
+		sealed, err := notify.SealTenantPassword(kek, t.ID, pw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tenant: seal the SMTP password: %w", err))
+			break
+		}
+		m.SealedPassword = sealed
+	case hostChanged && len(m.SealedPassword) > 0:
+		// The password was given for the old server; never send it to another.
+		bad("mail_password", "mail_password_required", "Give the SMTP password again (or an empty one) when changing the SMTP host: the stored one belongs to the old server.")
+	}
+	if (m.Username == "") != (len(m.SealedPassword) == 0) {
+		bad("mail_password", "mail_credentials_incomplete", "The SMTP user name and password go together: set both or neither.")
+	}
+	if mail.TLSMode(m.TLS) == mail.TLSNone && m.Username != "" && !loopback(m.Host) {
+		bad("mail_tls", "mail_tls_required", "With TLS none the SMTP password would cross the network in clear text; use starttls or tls.")
+	}
+	t.Mail = m
+	return errs
+}
+
+// validFrom reports whether s is one RFC 5322 address with a local part and
+// a domain ("Name <a@b>" or "a@b").
+func validFrom(s string) bool {
+	if len(s) > 320 || hasControl(s) {
+		return false
+	}
+	a, err := netmail.ParseAddress(s)
+	if err != nil {
+		return false
+	}
+	local, domain, ok := strings.Cut(a.Address, "@")
+	return ok && local != "" && domain != ""
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// loopback reports whether host names this machine. Empty (the
+// deployment's host, unknown here) does not.
+func loopback(host string) bool {
+	h := strings.Trim(host, "[]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// human writes a bound such as 5m0s as "5 minutes".
+func human(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0 && d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d%time.Hour == 0 && d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d == time.Hour:
+		return "1 hour"
+	case d == time.Minute:
+		return "1 minute"
+	default:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
 }
 
 // Warnings lists what the operator should know about t's settings.
@@ -156,7 +325,7 @@ func (svc *Service) create(ctx context.Context, slug string, s Settings, actor s
 		SessionIdle: ciam.DefaultSessionIdle, SessionAbsolute: ciam.DefaultSessionAbsolute,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.apply(t); err != nil {
+	if err := s.apply(t, svc.KEK); err != nil {
 		return nil, err
 	}
 	err := svc.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
@@ -186,7 +355,7 @@ func (svc *Service) Update(ctx context.Context, slug string, s Settings, actor s
 		if err != nil {
 			return err
 		}
-		if err := s.apply(t); err != nil {
+		if err := s.apply(t, svc.KEK); err != nil {
 			return err
 		}
 		t.UpdatedAt = svc.Now().UTC()
