@@ -98,7 +98,11 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, t *ciam.Tenan
 		oauth.WriteBearer(w, realm, oauth.InsufficientScope("The access token lacks the openid scope."))
 		return nil
 	}
-	u, err := h.Users.Get(r.Context(), t, ciam.UserID(a.Subject))
+	// CheckAccess read the user with the token's liveness, in one query.
+	u, err := a.User, error(nil)
+	if u == nil {
+		u, err = h.Users.Get(r.Context(), t, ciam.UserID(a.Subject))
+	}
 	if err != nil || u.Status != ciam.UserActive {
 		if err != nil && ciam.KindOf(err) != ciam.NotFound {
 			return err

@@ -257,6 +257,9 @@ type AccessState struct {
 	FamilyRevoked bool
 	UserStatus    ciam.UserStatus // empty when the user does not exist or none was asked for
 	ClientExists  bool
+	// User is the user asked for, read in the same query (userinfo needs
+	// the claims); nil when none was asked for or it does not exist.
+	User *ciam.User
 }
 
 // Grants holds users' consents to clients.

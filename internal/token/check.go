@@ -23,8 +23,11 @@ type Access struct {
 	IssuedAt time.Time
 	ID       string
 	SID      string
-	family   string
-	claims   accessClaims
+	// User is the token's user as read with its liveness (nil for a
+	// client's own token).
+	User   *ciam.User
+	family string
+	claims accessClaims
 }
 
 // leeway tolerates clock skew between nodes when checking times.
@@ -72,7 +75,7 @@ func (s *Service) CheckAccess(ctx context.Context, t *ciam.Tenant, token string)
 	return &Access{
 		Subject: cl.Subject, ClientID: ciam.ClientID(cl.ClientID), Scopes: scopes, Audience: cl.Audience,
 		Expiry: time.Unix(cl.Expiry, 0), IssuedAt: time.Unix(cl.IssuedAt, 0), ID: cl.ID, SID: cl.SID,
-		family: cl.Family, claims: cl,
+		family: cl.Family, claims: cl, User: st.User,
 	}, nil
 }
 

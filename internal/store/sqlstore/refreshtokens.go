@@ -38,6 +38,11 @@ var (
 		EXISTS (SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND family_id = ? AND revoked_at IS NOT NULL),
 		COALESCE((SELECT status FROM users WHERE tenant_id = ? AND id = ?), ''),
 		EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ?)`)
+	// With a user: the user's row and the two flags in one statement.
+	qRefreshAccessUser = newQuery(`SELECT ` + userColumns + `,
+		EXISTS (SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND family_id = ? AND revoked_at IS NOT NULL),
+		EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ?)
+		FROM users WHERE tenant_id = ? AND id = ?`)
 	qRefreshDeleteExpired = newQuery(`DELETE FROM refresh_tokens WHERE tenant_id = ? AND expires_at < ?`)
 )
 
@@ -192,6 +197,18 @@ func (r refreshTokens) AccessState(ctx context.Context, family string, user ciam
 	var st store.AccessState
 	var status string
 	t := string(r.tenant)
+	if user != "" {
+		row := r.row(ctx, qRefreshAccessUser, t, family, t, string(client), t, string(user))
+		u, err := scanUser(withExtra{row, []any{&st.FamilyRevoked, &st.ClientExists}})
+		switch {
+		case err == nil:
+			st.User, st.UserStatus = u, u.Status
+			return st, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return st, r.db.wrap(err, "access token state")
+		}
+		// No such user: the flags alone.
+	}
 	err := r.row(ctx, qRefreshAccessState, t, family, t, string(user), t, string(client)).Scan(&st.FamilyRevoked, &status, &st.ClientExists)
 	if err != nil {
 		return st, r.db.wrap(err, "access token state")
@@ -199,3 +216,12 @@ func (r refreshTokens) AccessState(ctx context.Context, family string, user ciam
 	st.UserStatus = ciam.UserStatus(status)
 	return st, nil
 }
+
+// withExtra scans a row whose leading columns a scan function knows and
+// whose trailing columns go to extra.
+type withExtra struct {
+	row   *sql.Row
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }

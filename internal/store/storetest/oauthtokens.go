@@ -382,6 +382,14 @@ func refreshAccessState(t *testing.T, s store.Store) {
 			if err != nil {
 				return err
 			}
+			if got.UserStatus != "" {
+				if got.User == nil || got.User.ID != c.user || got.User.Status != got.UserStatus || got.User.TenantID != c.tenant {
+					t.Errorf("AccessState(%q, %q, %q).User = %+v, want the user's row", c.family, c.user, c.client, got.User)
+				}
+			} else if got.User != nil {
+				t.Errorf("AccessState(%q, %q, %q).User = %+v, want nil", c.family, c.user, c.client, got.User)
+			}
+			got.User = nil
 			wantEqual(t, fmt.Sprintf("AccessState(%q, %q, %q)", c.family, c.user, c.client), got, c.want)
 			return nil
 		})
