@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
@@ -61,6 +62,9 @@ func TestBrowserMailJourney(t *testing.T) {
 	st = a.clickTo(`"Save the new password"`, button("Save the new password"))
 	a.at("after the reset", "/t/default/login?reset=1", st, 200)
 	a.wantText("reset notice", "p.notice[role=status]", "Your password was changed")
+	if changed := m.deliver(t, 3, email); !strings.Contains(changed.Subject, "changed") {
+		t.Errorf("after the reset: mail %q, want the password-changed notice", changed.Subject)
+	}
 
 	// Log in with a magic link, in the browser that asked for it.
 	st = a.clickTo(`"Log in with a link or code by email"`, link("Log in with a link or code by email"))
