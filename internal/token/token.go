@@ -108,7 +108,9 @@ func (s *Service) RedeemCode(ctx context.Context, t *ciam.Tenant, c *ciam.Client
 	}
 	h := hash(code)
 	var ac *ciam.AuthCode
-	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+	// Single-row reads run outside a transaction; the consuming update
+	// below is what makes the code single-use.
+	err := s.Store.Read(ctx, t.ID, func(tx store.Tx) error {
 		var err error
 		ac, err = tx.AuthCodes().Get(ctx, h)
 		return err
@@ -139,18 +141,26 @@ func (s *Service) RedeemCode(ctx context.Context, t *ciam.Tenant, c *ciam.Client
 	}
 
 	var u *ciam.User
+	err = s.Store.Read(ctx, t.ID, func(tx store.Tx) error {
+		var err error
+		u, err = tx.Users().Get(ctx, ac.UserID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errBadCode
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Status != ciam.UserActive {
+		return nil, errBadCode
+	}
 	var rt string
 	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
 		if err := tx.AuthCodes().Consume(ctx, h, now); err != nil {
 			return err
 		}
 		var err error
-		if u, err = tx.Users().Get(ctx, ac.UserID); err != nil {
-			return err
-		}
-		if u.Status != ciam.UserActive {
-			return errBadCode
-		}
 		if slices.Contains(ac.Scopes, "offline_access") && c.HasGrant(ciam.GrantRefreshToken) {
 			rt, err = s.newRefresh(ctx, tx, c, &ciam.RefreshToken{
 				FamilyID: family, ClientID: c.ID, UserID: u.ID, SessionID: ac.SessionID, Scopes: ac.Scopes,
