@@ -35,6 +35,12 @@ type Store interface {
 	// than View where fn reads one row (no snapshot spans two reads). A
 	// write in fn fails.
 	Read(ctx context.Context, tenant ciam.TenantID, fn func(Tx) error) error
+	// Write runs fn outside an explicit transaction: its one write statement
+	// commits by itself (reads may come before it). Cheaper than Tx for a
+	// change that is one statement (no BEGIN and COMMIT round trips); a
+	// second write in fn fails, and what the first wrote stays. Use Tx for
+	// anything that must change two rows together.
+	Write(ctx context.Context, tenant ciam.TenantID, fn func(Tx) error) error
 	// System gives the few cross-tenant operations.
 	System() System
 	Close() error

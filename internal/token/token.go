@@ -69,12 +69,17 @@ func (s *Service) IssueCode(ctx context.Context, t *ciam.Tenant, r CodeRequest) 
 		AuthTime: r.Session.AuthTime, ACR: r.Session.ACR, AMR: r.Session.AMR,
 		CreatedAt: now, ExpiresAt: now.Add(CodeTTL),
 	}
-	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+	// A client that wants back-channel logout is told when this session
+	// ends, so the pair is recorded with the code; for the others the code
+	// is the one statement, committed without a transaction around it.
+	run := s.Store.Write
+	if r.Client.BackchannelLogoutURI != "" {
+		run = s.Store.Tx
+	}
+	err := run(ctx, t.ID, func(tx store.Tx) error {
 		if err := tx.AuthCodes().Create(ctx, c); err != nil {
 			return err
 		}
-		// A client that wants back-channel logout is told when this
-		// session ends; the others cost no extra write.
 		if r.Client.BackchannelLogoutURI != "" {
 			return tx.Sessions().AddClient(ctx, r.Session.ID, r.Client.ID, now)
 		}
@@ -156,12 +161,18 @@ func (s *Service) RedeemCode(ctx context.Context, t *ciam.Tenant, c *ciam.Client
 		return nil, errBadCode
 	}
 	var rt string
-	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
+	// Without a refresh token the consuming update is the one statement.
+	withRefresh := slices.Contains(ac.Scopes, "offline_access") && c.HasGrant(ciam.GrantRefreshToken)
+	run := s.Store.Write
+	if withRefresh {
+		run = s.Store.Tx
+	}
+	err = run(ctx, t.ID, func(tx store.Tx) error {
 		if err := tx.AuthCodes().Consume(ctx, h, now); err != nil {
 			return err
 		}
 		var err error
-		if slices.Contains(ac.Scopes, "offline_access") && c.HasGrant(ciam.GrantRefreshToken) {
+		if withRefresh {
 			rt, err = s.newRefresh(ctx, tx, c, &ciam.RefreshToken{
 				FamilyID: family, ClientID: c.ID, UserID: u.ID, SessionID: ac.SessionID, Scopes: ac.Scopes,
 				AuthTime: ac.AuthTime, ACR: ac.ACR, AMR: ac.AMR,

@@ -140,6 +140,17 @@ func (db *DB) Read(ctx context.Context, tenant ciam.TenantID, fn func(store.Tx) 
 	})
 }
 
+// Write runs fn with its statements on the writer pool, each committing by
+// itself; the tx refuses a second write.
+func (db *DB) Write(ctx context.Context, tenant ciam.TenantID, fn func(store.Tx) error) error {
+	if tenant == "" {
+		return errors.New("sqlstore: write without a tenant")
+	}
+	return retryTransient(ctx, func() error {
+		return fn(&tx{db: db, tx: db.writer, tenant: tenant, single: true, pool: db.writer})
+	})
+}
+
 func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, tenant ciam.TenantID, fn func(store.Tx) error) error {
 	if tenant == "" {
 		return errors.New("sqlstore: transaction without a tenant")
@@ -195,6 +206,8 @@ type tx struct {
 	tx       queryer
 	tenant   ciam.TenantID
 	readOnly bool    // Read: statements that write are refused
+	single   bool    // Write: one write statement, committing by itself
+	writes   int     // write statements run, in Write
 	pool     *sql.DB // the pool the transaction came from
 }
 
@@ -207,6 +220,21 @@ type queryer interface {
 
 // errReadOnly is returned for a write attempted in Read.
 var errReadOnly = errors.New("sqlstore: a write inside Read")
+
+// errSecondWrite is returned for a second write attempted in Write.
+var errSecondWrite = errors.New("sqlstore: a second write inside Write; use Tx")
+
+// countWrite admits the one write statement of Write.
+func (t *tx) countWrite() error {
+	if !t.single {
+		return nil
+	}
+	if t.writes > 0 {
+		return errSecondWrite
+	}
+	t.writes++
+	return nil
+}
 
 func (t *tx) Tenant() store.Tenants              { return tenants{t} }
 func (t *tx) Users() store.Users                 { return users{t} }
@@ -226,6 +254,9 @@ func (t *tx) exec(ctx context.Context, q query, args ...any) (sql.Result, error)
 	if t.readOnly {
 		return nil, errReadOnly
 	}
+	if err := t.countWrite(); err != nil {
+		return nil, err
+	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -236,6 +267,11 @@ func (t *tx) row(ctx context.Context, q query, args ...any) *sql.Row {
 	if t.readOnly && !q.read {
 		panic(errReadOnly) // a programming error, like a write through a nil Tx
 	}
+	if !q.read {
+		if err := t.countWrite(); err != nil {
+			panic(err) // a programming error: two writes in Write
+		}
+	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -245,6 +281,11 @@ func (t *tx) row(ctx context.Context, q query, args ...any) *sql.Row {
 func (t *tx) rows(ctx context.Context, q query, args ...any) (*sql.Rows, error) {
 	if t.readOnly && !q.read {
 		return nil, errReadOnly
+	}
+	if !q.read {
+		if err := t.countWrite(); err != nil {
+			return nil, err
+		}
 	}
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
@@ -323,7 +364,7 @@ func (db *DB) prepareLater(k stmtKey) {
 // statement aborts the transaction it runs inside a savepoint, so that the
 // caller can carry on after ErrConflict on every dialect.
 func (t *tx) execUpdate(ctx context.Context, q query, args ...any) (sql.Result, error) {
-	if !t.db.dialect.ErrorAbortsTx || t.readOnly {
+	if !t.db.dialect.ErrorAbortsTx || t.readOnly || t.single {
 		return t.exec(ctx, q, args...)
 	}
 	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT sqlstore_update"); err != nil {

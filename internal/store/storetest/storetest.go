@@ -114,6 +114,8 @@ func cases() []testCase {
 		{"Grants/Upsert", grantsUpsert},
 		{"Grants/Delete", grantsDelete},
 
+		{"Tx/WriteOneStatement", txWriteOneStatement},
+
 		{"Nonces/UseOnce", noncesUseOnce},
 		{"Nonces/ExpiredReusable", noncesExpiredReusable},
 		{"Nonces/ConcurrentUse", noncesConcurrentUse},

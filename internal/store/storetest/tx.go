@@ -392,3 +392,53 @@ func timeUTCRoundTrip(t *testing.T, s store.Store) {
 	check("audit Time", es[0].Time)
 	verifyChain(t, tn.ID, es)
 }
+
+func txWriteOneStatement(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tn := newTenant(t, s, "acme")
+	other := newTenant(t, s, "globex")
+	// A read, then one write: it commits by itself.
+	if err := s.Write(ctx, tn.ID, func(tx store.Tx) error {
+		if _, err := tx.Users().ByEmail(ctx, "ada@example.com"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("read in Write: %v", err)
+		}
+		return tx.Nonces().Use(ctx, "ns", "first", base(), base().Add(time.Hour))
+	}); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	mustTx(t, s, tn.ID, func(tx store.Tx) error {
+		wantErr(t, "Use after Write", tx.Nonces().Use(ctx, "ns", "first", base(), base().Add(time.Hour)), store.ErrConflict)
+		return nil
+	})
+	// A second write is refused; the first stays (it committed by itself).
+	err := s.Write(ctx, tn.ID, func(tx store.Tx) error {
+		if err := tx.Nonces().Use(ctx, "ns", "second", base(), base().Add(time.Hour)); err != nil {
+			return err
+		}
+		return tx.Nonces().Use(ctx, "ns", "third", base(), base().Add(time.Hour))
+	})
+	if err == nil {
+		t.Fatal("two writes in Write succeeded")
+	}
+	mustTx(t, s, tn.ID, func(tx store.Tx) error {
+		wantErr(t, "Use of the first write's value", tx.Nonces().Use(ctx, "ns", "second", base(), base().Add(time.Hour)), store.ErrConflict)
+		if err := tx.Nonces().Use(ctx, "ns", "third", base(), base().Add(time.Hour)); err != nil {
+			t.Errorf("the refused second write wrote: %v", err)
+		}
+		return nil
+	})
+	// A conflict is ErrConflict and the store goes on working; the tenant
+	// scope holds.
+	err = s.Write(ctx, tn.ID, func(tx store.Tx) error {
+		return tx.Nonces().Use(ctx, "ns", "first", base(), base().Add(time.Hour))
+	})
+	wantErr(t, "conflicting Write", err, store.ErrConflict)
+	if err := s.Write(ctx, other.ID, func(tx store.Tx) error {
+		return tx.Nonces().Use(ctx, "ns", "first", base(), base().Add(time.Hour))
+	}); err != nil {
+		t.Errorf("Write of the same value in another tenant: %v", err)
+	}
+	u := newUser(t, s, tn.ID, "ada@example.com")
+	err = s.Write(ctx, other.ID, func(tx store.Tx) error { return tx.Users().RecordLogin(ctx, u.ID, base()) })
+	wantErr(t, "Write to another tenant's user", err, store.ErrNotFound)
+}
