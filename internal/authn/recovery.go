@@ -134,14 +134,8 @@ func (s *Service) ResetPassword(ctx context.Context, t *ciam.Tenant, linkToken, 
 		if _, err := markVerified(ctx, tx, u, r.token, now); err != nil {
 			return err
 		}
-		ended, err := tx.Sessions().RevokeAll(ctx, u.ID, "", now)
+		ended, err := endEverything(ctx, tx, u.ID, now)
 		if err != nil {
-			return err
-		}
-		if err := session.NotifyEnded(ctx, tx, u.ID, ended, now); err != nil {
-			return err
-		}
-		if _, err := tx.RefreshTokens().RevokeUser(ctx, u.ID, now); err != nil {
 			return err
 		}
 		if _, err := tx.EmailTokens().Revoke(ctx, u.ID, []string{ciam.PurposePasswordReset, ciam.PurposeLogin}, now); err != nil {
@@ -394,23 +388,9 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, t *ciam.Tenant, linkTo
 	now := s.Now().UTC()
 	var u *ciam.User
 	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
-		r, err := byLink(ctx, tx, ciam.PurposeEmailChange, linkToken, now)
-		if err != nil {
-			return err
-		}
-		if err := consume(ctx, tx, r.token, now, ErrLinkInvalid); err != nil {
-			return err
-		}
-		u = r.user
-		old := u.Email
-		if old != r.token.Data {
-			return ErrLinkInvalid // the address changed another way since
-		}
-		u.Email, u.EmailVerified, u.UpdatedAt = r.token.Email, true, now
-		if err := tx.Users().Update(ctx, u); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return user.ErrEmailTaken
-			}
+		var old string
+		var err error
+		if u, old, err = swapEmail(ctx, tx, ciam.PurposeEmailChange, linkToken, now); err != nil {
 			return err
 		}
 		if _, err := tx.EmailTokens().Revoke(ctx, u.ID, []string{ciam.PurposePasswordReset, ciam.PurposeLogin, ciam.PurposeVerifyEmail}, now); err != nil {
@@ -445,32 +425,12 @@ func (s *Service) UndoEmailChange(ctx context.Context, t *ciam.Tenant, linkToken
 	now := s.Now().UTC()
 	var u *ciam.User
 	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
-		r, err := byLink(ctx, tx, ciam.PurposeEmailChangeUndo, linkToken, now)
+		var err error
+		if u, _, err = swapEmail(ctx, tx, ciam.PurposeEmailChangeUndo, linkToken, now); err != nil {
+			return err
+		}
+		ended, err := endEverything(ctx, tx, u.ID, now)
 		if err != nil {
-			return err
-		}
-		if err := consume(ctx, tx, r.token, now, ErrLinkInvalid); err != nil {
-			return err
-		}
-		u = r.user
-		if u.Email != r.token.Data {
-			return ErrLinkInvalid // changed again since: that change has its own undo link
-		}
-		u.Email, u.EmailVerified, u.UpdatedAt = r.token.Email, true, now
-		if err := tx.Users().Update(ctx, u); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return user.ErrEmailTaken
-			}
-			return err
-		}
-		ended, err := tx.Sessions().RevokeAll(ctx, u.ID, "", now)
-		if err != nil {
-			return err
-		}
-		if err := session.NotifyEnded(ctx, tx, u.ID, ended, now); err != nil {
-			return err
-		}
-		if _, err := tx.RefreshTokens().RevokeUser(ctx, u.ID, now); err != nil {
 			return err
 		}
 		if _, err := tx.EmailTokens().Revoke(ctx, u.ID, []string{ciam.PurposePasswordReset, ciam.PurposeLogin, ciam.PurposeVerifyEmail, ciam.PurposeEmailChange}, now); err != nil {
@@ -484,4 +444,47 @@ func (s *Service) UndoEmailChange(ctx context.Context, t *ciam.Tenant, linkToken
 		return nil, err
 	}
 	return u, nil
+}
+
+// swapEmail redeems an email change (or undo) link in tx and moves the
+// user from the token's Data address to the token's Email address, which
+// becomes verified. The link is refused when the user's address is no
+// longer the one the change started from (changed again since, another way).
+func swapEmail(ctx context.Context, tx store.Tx, purpose, linkToken string, now time.Time) (*ciam.User, string, error) {
+	r, err := byLink(ctx, tx, purpose, linkToken, now)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := consume(ctx, tx, r.token, now, ErrLinkInvalid); err != nil {
+		return nil, "", err
+	}
+	u, old := r.user, r.user.Email
+	if old != r.token.Data {
+		return nil, "", ErrLinkInvalid
+	}
+	u.Email, u.EmailVerified, u.UpdatedAt = r.token.Email, true, now
+	if err := tx.Users().Update(ctx, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, "", user.ErrEmailTaken
+		}
+		return nil, "", err
+	}
+	return u, old, nil
+}
+
+// endEverything ends every session of the user (queuing back-channel
+// logout notices) and revokes every refresh token, in tx; it returns the
+// ended sessions.
+func endEverything(ctx context.Context, tx store.Tx, u ciam.UserID, now time.Time) ([]ciam.SessionID, error) {
+	ended, err := tx.Sessions().RevokeAll(ctx, u, "", now)
+	if err != nil {
+		return nil, err
+	}
+	if err := session.NotifyEnded(ctx, tx, u, ended, now); err != nil {
+		return nil, err
+	}
+	if _, err := tx.RefreshTokens().RevokeUser(ctx, u, now); err != nil {
+		return nil, err
+	}
+	return ended, nil
 }

@@ -120,11 +120,8 @@ func (h *Handler) verifyPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	s, u, err := h.current(r, t)
@@ -159,11 +156,8 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 // resendVerification sends a new link and code to the session's user, or
 // to the user the browser's binding names.
 func (h *Handler) resendVerification(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	_, u, err := h.current(r, t)
@@ -208,11 +202,8 @@ func (h *Handler) forgotForm(w http.ResponseWriter, r *http.Request) error {
 // every well-formed address.
 func (h *Handler) forgot(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	email := r.PostFormValue("email")
@@ -244,11 +235,8 @@ func (h *Handler) resetForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) reset(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	token := r.PostFormValue("token")
@@ -290,11 +278,8 @@ func (h *Handler) emailLoginForm(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) emailLogin(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	email, method, next := r.PostFormValue("email"), r.PostFormValue("method"), r.PostFormValue("next")
@@ -324,11 +309,8 @@ func (h *Handler) codeForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) code(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	b, next := h.flow(r, t, flowLogin)
@@ -362,11 +344,8 @@ func (h *Handler) loginLink(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) confirmLoginLink(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	res, err := h.Authn.ConfirmEmailLink(r.Context(), t, r.PostFormValue("token"), h.meta(r))
@@ -424,11 +403,8 @@ func (h *Handler) emailLinkPage(step string) web.HandlerFunc {
 }
 
 func (h *Handler) confirmEmailChange(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	if _, err := h.Authn.ConfirmEmailChange(r.Context(), t, r.PostFormValue("token"), h.meta(r)); err != nil {
@@ -443,11 +419,8 @@ func (h *Handler) confirmEmailChange(w http.ResponseWriter, r *http.Request) err
 }
 
 func (h *Handler) undoEmailChange(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	if _, err := h.Authn.UndoEmailChange(r.Context(), t, r.PostFormValue("token"), h.meta(r)); err != nil {
@@ -457,4 +430,16 @@ func (h *Handler) undoEmailChange(w http.ResponseWriter, r *http.Request) error 
 	h.CSRF.Rotate(w)
 	http.Redirect(w, r, "/t/"+t.Slug+"/login?email_restored=1", http.StatusSeeOther)
 	return nil
+}
+
+// tenantPost is the common start of a form post: the tenant, then CSRF.
+func (h *Handler) tenantPost(r *http.Request) (*ciam.Tenant, error) {
+	t, err := h.tenant(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.CSRF.Verify(r); err != nil {
+		return nil, err
+	}
+	return t, nil
 }

@@ -251,11 +251,8 @@ func (h *Handler) signupForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	in := authn.SignUpInput{Email: r.PostFormValue("email"), Password: r.PostFormValue("password"), Name: r.PostFormValue("name"), Locale: h.cat.pick(r)}
@@ -327,11 +324,8 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	email, next := r.PostFormValue("email"), r.PostFormValue("next")
@@ -370,11 +364,8 @@ func (h *Handler) logoutForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return err
 	}
 	s, _, err := h.current(r, t)
@@ -477,11 +468,8 @@ func (h *Handler) accountError(w http.ResponseWriter, r *http.Request, t *ciam.T
 // authedPost is the common start of the account page's forms: tenant, CSRF,
 // then the session.
 func (h *Handler) authedPost(w http.ResponseWriter, r *http.Request) (*ciam.Tenant, *ciam.Session, *ciam.User, bool, error) {
-	t, err := h.tenant(r)
+	t, err := h.tenantPost(r)
 	if err != nil {
-		return nil, nil, nil, false, err
-	}
-	if err := h.CSRF.Verify(r); err != nil {
 		return nil, nil, nil, false, err
 	}
 	s, u, ok, err := h.requireSession(w, r, t)
