@@ -95,14 +95,8 @@ func (s *Service) CheckReset(ctx context.Context, t *ciam.Tenant, linkToken stri
 // passes every factor the account has.
 func (s *Service) ResetPassword(ctx context.Context, t *ciam.Tenant, linkToken, next string, m audit.Meta) (*ciam.User, error) {
 	now := s.Now().UTC()
-	var r *redeemed
-	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
-		var err error
-		r, err = byLink(ctx, tx, ciam.PurposePasswordReset, linkToken, now)
-		return err
-	})
+	r, err := s.checkLink(ctx, t, ciam.PurposePasswordReset, linkToken, m, now)
 	if err != nil {
-		s.refused(ctx, t, ciam.PurposePasswordReset, err, m)
 		return nil, err
 	}
 	if err := s.Policy(next, t.EffectivePasswordMin(), r.user.Email); err != nil {
@@ -231,14 +225,8 @@ type LinkLogin struct {
 // page can ask whether to log in here instead (ConfirmEmailLink).
 func (s *Service) CompleteEmailLink(ctx context.Context, t *ciam.Tenant, linkToken string, b Binding, m audit.Meta) (*Result, *LinkLogin, error) {
 	now := s.Now().UTC()
-	var r *redeemed
-	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
-		var err error
-		r, err = byLink(ctx, tx, ciam.PurposeLogin, linkToken, now)
-		return err
-	})
+	r, err := s.checkLink(ctx, t, ciam.PurposeLogin, linkToken, m, now)
 	if err != nil {
-		s.refused(ctx, t, ciam.PurposeLogin, err, m)
 		return nil, nil, err
 	}
 	if b.TokenID != r.token.ID || r.token.BrowserHash == nil || subtle.ConstantTimeCompare(r.token.BrowserHash, hashSecret(b.Secret)) != 1 {
@@ -253,14 +241,8 @@ func (s *Service) CompleteEmailLink(ctx context.Context, t *ciam.Tenant, linkTok
 // browser that asked can no longer use the link.
 func (s *Service) ConfirmEmailLink(ctx context.Context, t *ciam.Tenant, linkToken string, m audit.Meta) (*Result, error) {
 	now := s.Now().UTC()
-	var r *redeemed
-	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
-		var err error
-		r, err = byLink(ctx, tx, ciam.PurposeLogin, linkToken, now)
-		return err
-	})
+	r, err := s.checkLink(ctx, t, ciam.PurposeLogin, linkToken, m, now)
 	if err != nil {
-		s.refused(ctx, t, ciam.PurposeLogin, err, m)
 		return nil, err
 	}
 	return s.emailSession(ctx, t, r, m, "link_confirmed")
@@ -487,4 +469,20 @@ func endEverything(ctx context.Context, tx store.Tx, u ciam.UserID, now time.Tim
 		return nil, err
 	}
 	return ended, nil
+}
+
+// checkLink finds the live token of purpose behind a link without using
+// it, auditing a link that does not work.
+func (s *Service) checkLink(ctx context.Context, t *ciam.Tenant, purpose, linkToken string, m audit.Meta, now time.Time) (*redeemed, error) {
+	var r *redeemed
+	err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
+		var err error
+		r, err = byLink(ctx, tx, purpose, linkToken, now)
+		return err
+	})
+	if err != nil {
+		s.refused(ctx, t, purpose, err, m)
+		return nil, err
+	}
+	return r, nil
 }

@@ -581,20 +581,8 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request) error {
-	pt, err := h.platform(r.Context())
-	if err != nil {
-		return err
-	}
-	s, u, err := h.current(r, pt)
-	if err != nil {
-		return err
-	}
-	if s == nil {
-		http.Redirect(w, r, "/t/"+pt.Slug+"/login", http.StatusSeeOther)
-		return nil
-	}
-	ts, err := h.Tenants.List(r.Context(), "", 200)
-	if err != nil {
+	u, ts, ok, err := h.platformAdmin(w, r)
+	if !ok {
 		return err
 	}
 	p := h.newPage(r, nil, "admin.title")
@@ -607,20 +595,8 @@ func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request) error {
 // adminMail shows platform administrators the mail kept locally because no
 // SMTP server is configured (the quick start), with its links and codes.
 func (h *Handler) adminMail(w http.ResponseWriter, r *http.Request) error {
-	pt, err := h.platform(r.Context())
-	if err != nil {
-		return err
-	}
-	s, u, err := h.current(r, pt)
-	if err != nil {
-		return err
-	}
-	if s == nil {
-		http.Redirect(w, r, "/t/"+pt.Slug+"/login", http.StatusSeeOther)
-		return nil
-	}
-	ts, err := h.Tenants.List(r.Context(), "", 200)
-	if err != nil {
+	u, ts, ok, err := h.platformAdmin(w, r)
+	if !ok {
 		return err
 	}
 	kept, err := h.Mail.KeptMail(r.Context(), ts, 100)
@@ -657,4 +633,26 @@ func describeDevice(ua string) string {
 		return browser
 	}
 	return browser + " on " + osName
+}
+
+// platformAdmin is the common start of the administrators' pages: the
+// platform session (else the platform's login page) and the tenants.
+func (h *Handler) platformAdmin(w http.ResponseWriter, r *http.Request) (*ciam.User, []*ciam.Tenant, bool, error) {
+	pt, err := h.platform(r.Context())
+	if err != nil {
+		return nil, nil, false, err
+	}
+	s, u, err := h.current(r, pt)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if s == nil {
+		http.Redirect(w, r, "/t/"+pt.Slug+"/login", http.StatusSeeOther)
+		return nil, nil, false, nil
+	}
+	ts, err := h.Tenants.List(r.Context(), "", 200)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return u, ts, true, nil
 }
