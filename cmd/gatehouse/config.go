@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"log/slog"
 	"net"
@@ -30,14 +31,18 @@ type fileConfig struct {
 	// OpsAddr, when set, is a second listener for /healthz, /readyz and
 	// /metrics, which then leave the public listener (but for the two
 	// health checks, which say nothing).
-	OpsAddr         string        `yaml:"ops_addr"`
-	PublicURL       string        `yaml:"public_url"`
-	Database        string        `yaml:"database"`
-	LogLevel        string        `yaml:"log_level"`
-	LogFormat       string        `yaml:"log_format"`
-	TrustedProxies  []string      `yaml:"trusted_proxies"`
-	BodyLimit       int64         `yaml:"body_limit"`
-	HashConcurrency int           `yaml:"hash_concurrency"`
+	OpsAddr         string   `yaml:"ops_addr"`
+	PublicURL       string   `yaml:"public_url"`
+	Database        string   `yaml:"database"`
+	LogLevel        string   `yaml:"log_level"`
+	LogFormat       string   `yaml:"log_format"`
+	TrustedProxies  []string `yaml:"trusted_proxies"`
+	BodyLimit       int64    `yaml:"body_limit"`
+	HashConcurrency int      `yaml:"hash_concurrency"`
+	// RedisURL, when set, shares the failed-login counters of every server
+	// process through Redis (redis://[user:password@]host:port/db, or
+	// rediss:// for TLS).
+	RedisURL        string        `yaml:"redis_url"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
@@ -90,6 +95,7 @@ func envKeys(c *fileConfig) map[string]func(string) error {
 	return map[string]func(string) error{
 		"GATEHOUSE_ADDR":       str(&c.Addr),
 		"GATEHOUSE_OPS_ADDR":   str(&c.OpsAddr),
+		"GATEHOUSE_REDIS_URL":  str(&c.RedisURL),
 		"GATEHOUSE_PUBLIC_URL": str(&c.PublicURL),
 		"GATEHOUSE_DATABASE":   str(&c.Database),
 		"GATEHOUSE_DATABASE_FILE": func(v string) error {
@@ -194,6 +200,8 @@ type settings struct {
 	level     slog.Level
 	// mail is the mail section with the password read from its file.
 	mail mail.Config
+	// redis is RedisURL parsed; nil when it is not set.
+	redis *redis.Options
 }
 
 // validate checks every value and reports all problems together, each with
@@ -204,6 +212,13 @@ func (c fileConfig) validate() (*settings, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr %q: want host:port, for example localhost:8080 or :8080", c.Addr)
+	}
+	if c.RedisURL != "" {
+		opt, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			bad("redis_url: %v; want redis://host:6379/0 (or rediss:// for TLS)", err)
+		}
+		s.redis = opt
 	}
 	if c.OpsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {

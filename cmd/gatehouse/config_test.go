@@ -243,3 +243,19 @@ func TestConfigMail(t *testing.T) {
 		}
 	})
 }
+
+func TestConfigRedisURL(t *testing.T) {
+	c := defaults()
+	c.RedisURL = "redis://:secret@127.0.0.1:6380/2"
+	s, err := c.validate()
+	if err != nil {
+		t.Fatalf("a valid redis_url refused: %v", err)
+	}
+	if s.redis == nil || s.redis.Addr != "127.0.0.1:6380" || s.redis.DB != 2 || s.redis.Password != "secret" {
+		t.Errorf("redis options: %+v", s.redis)
+	}
+	c.RedisURL = "http://127.0.0.1:6379"
+	if _, err := c.validate(); err == nil || !strings.Contains(err.Error(), "redis_url") {
+		t.Errorf("redis_url with another scheme: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"net"
 	"net/http"
 	"strings"
@@ -27,7 +28,7 @@ func openStore(ctx context.Context, dsn string) (store.Store, error) {
 }
 
 func (a *app) serveCmd() *cobra.Command {
-	var addr, opsAddr, publicURL, proxies string
+	var addr, opsAddr, publicURL, proxies, redisURL string
 	var mailHost, mailTLS, mailUsername, mailFrom string
 	var bodyLimit int64
 	var hashConc, mailPort int
@@ -43,6 +44,9 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 				if f.Changed("ops-addr") {
 					c.OpsAddr = opsAddr
+				}
+				if f.Changed("redis-url") {
+					c.RedisURL = redisURL
 				}
 				if f.Changed("public-url") {
 					c.PublicURL = publicURL
@@ -80,6 +84,7 @@ func (a *app) serveCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "", "listen address host:port (env GATEHOUSE_ADDR; default localhost:8080)")
+	f.StringVar(&redisURL, "redis-url", "", "share the failed-login counters of every server process through Redis, e.g. redis://127.0.0.1:6379/0 (env GATEHOUSE_REDIS_URL)")
 	f.StringVar(&opsAddr, "ops-addr", "", "a separate listen address for /healthz, /readyz and /metrics; /metrics then leaves the public listener (env GATEHOUSE_OPS_ADDR)")
 	f.StringVar(&publicURL, "public-url", "", "the URL people and apps reach Gatehouse at (env GATEHOUSE_PUBLIC_URL; default http://localhost:8080)")
 	f.StringVar(&proxies, "trusted-proxies", "", "comma-separated proxy addresses or prefixes whose X-Forwarded-For is believed (env GATEHOUSE_TRUSTED_PROXIES)")
@@ -104,10 +109,20 @@ func (a *app) serve(ctx context.Context, s *settings) error {
 	if err != nil {
 		return err
 	}
+	var rc *redis.Client
+	if s.redis != nil {
+		rc = redis.NewClient(s.redis)
+		defer rc.Close()
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := rc.Ping(pctx).Err(); err != nil {
+			log.Warn("Redis does not answer: failed-login counters stay per process until it does", "err", err)
+		}
+		cancel()
+	}
 	srv, err := server.New(ctx, server.Config{
 		PublicURL: s.publicURL, Log: log, TrustedProxies: s.proxies, BodyLimit: s.BodyLimit,
 		HashConcurrency: s.HashConcurrency, Version: version(), KEK: kek,
-		SeparateOps: s.OpsAddr != "", Mail: s.mail,
+		SeparateOps: s.OpsAddr != "", Mail: s.mail, Redis: rc,
 	}, st)
 	if err != nil {
 		return err

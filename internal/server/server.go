@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +62,9 @@ type Config struct {
 	// Mail is the deployment's outbound mail: the SMTP relay (Host empty:
 	// mail is kept locally and its links logged) and template directory.
 	Mail mail.Config
+	// Redis, when set, keeps the failed-login counters shared by every
+	// server process; nil keeps them in this process's memory.
+	Redis redis.UniversalClient
 	// OutboxPoll is how often the outbox worker looks for due messages
 	// (default outbox.DefaultPoll).
 	OutboxPoll time.Duration
@@ -127,12 +132,29 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 
 	accounts, sources := throttle.NewPerAccount(), throttle.NewPerIP()
 	accounts.Now, sources.Now = cfg.Now, cfg.Now
+	var accountLimits, sourceLimits throttle.Limiter = accounts, sources
+	redisErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_throttle_redis_errors_total", Help: "Failed-login counter operations that could not reach Redis (counted in memory instead).",
+	})
+	reg.MustRegister(redisErrors)
+	if cfg.Redis != nil {
+		var lastWarn atomic.Int64
+		onErr := func(err error) {
+			redisErrors.Inc()
+			// One warning a minute: an outage must not flood the log.
+			if now := time.Now().Unix(); now-lastWarn.Load() >= 60 && lastWarn.Swap(now) != now {
+				cfg.Log.Warn("throttle: Redis unreachable, counting failed logins in memory", "err", err)
+			}
+		}
+		accountLimits = &throttle.Shared{Rules: accounts, Client: cfg.Redis, Prefix: "gatehouse:throttle:acct:", OnError: onErr}
+		sourceLimits = &throttle.Shared{Rules: sources, Client: cfg.Redis, Prefix: "gatehouse:throttle:ip:", OnError: onErr}
+	}
 	tenants := &tenant.Service{Store: st, Now: cfg.Now, Log: cfg.Log, KEK: cfg.KEK}
 	sessions := &session.Manager{Store: st, Now: cfg.Now, TouchEvery: time.Minute}
 	users := &user.Service{Store: st, Hasher: hasher, Policy: policy.Check, Now: cfg.Now}
 	an := &authn.Service{
 		Store: st, Hasher: hasher, Policy: policy.Check, Sessions: sessions,
-		Accounts: accounts, Sources: sources,
+		Accounts: accountLimits, Sources: sourceLimits,
 		Now: cfg.Now, Log: cfg.Log,
 		OnLogin: func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 	}

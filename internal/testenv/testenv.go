@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"log/slog"
 	"net/http"
@@ -66,9 +67,10 @@ type Env struct {
 
 // Options adjust a test environment.
 type Options struct {
-	Store store.Store // default: SQLite in t.TempDir()
-	Mail  mail.Config // default: no SMTP (mail kept locally)
-	KEK   []byte      // default: a random key; two servers over one store share one
+	Store store.Store           // default: SQLite in t.TempDir()
+	Mail  mail.Config           // default: no SMTP (mail kept locally)
+	KEK   []byte                // default: a random key; two servers over one store share one
+	Redis redis.UniversalClient // default: none (failed-login counters in memory)
 }
 
 // New starts a Gatehouse on SQLite in a temporary directory.
@@ -96,7 +98,7 @@ func NewWith(t testing.TB, o Options) *Env {
 	t.Cleanup(hs.Close)
 	pub, _ := url.Parse(hs.URL)
 	srv, err := server.New(ctx, server.Config{
-		PublicURL: pub, Now: clock.Now, Version: "test", KEK: o.KEK, Mail: o.Mail,
+		PublicURL: pub, Now: clock.Now, Version: "test", KEK: o.KEK, Mail: o.Mail, Redis: o.Redis,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st)
 	if err != nil {

@@ -16,10 +16,11 @@
 // or one valid account would launder an attacker's source).
 //
 // [Throttle] keeps its counters in memory, so on several nodes each node
-// counts on its own. [Limiter] is the seam for an implementation shared
-// between nodes (Redis): consumers depend on it, and server wiring picks the
-// implementation. The package owns that contract and the in-memory
-// implementation only; it does not implement Redis.
+// counts on its own. [Shared] applies the same rules with the counters in
+// Redis, one atomic script per operation, so every node counts together;
+// while Redis is unreachable it falls back to its Throttle's memory.
+// Consumers depend on [Limiter]; the server wiring picks Shared when a
+// Redis URL is configured.
 package throttle
 
 import "time"

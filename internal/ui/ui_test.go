@@ -6,11 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
@@ -440,4 +443,33 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// With Redis, failed logins count across server processes: guesses spread
+// over two nodes meet the same delay as guesses at one.
+func TestLoginThrottledAcrossNodes(t *testing.T) {
+	u := os.Getenv("GATEHOUSE_TEST_REDIS")
+	if u == "" {
+		t.Skip("NOTICE: multi-node throttling test skipped: set GATEHOUSE_TEST_REDIS=redis://127.0.0.1:6379/0 to run it.")
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(opt)
+	defer rc.Close()
+	a := testenv.NewWith(t, testenv.Options{Redis: rc})
+	b := testenv.NewWith(t, testenv.Options{Redis: rc, Store: a.Store})
+	signup(t, a.Browser(), "victim@example.com", goodPassword)
+	nodes := []*testenv.Env{a, b, a}
+	for i, e := range nodes {
+		if res := login(t, e.Browser(), "victim@example.com", fmt.Sprintf("wrong password %d!", i)); res.Status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, res.Status)
+		}
+	}
+	// The fourth attempt, at the node that saw one failure, must wait.
+	res := login(t, b.Browser(), "victim@example.com", goodPassword)
+	if res.Status != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("after 3 failures over two nodes: %d, Retry-After %q", res.Status, res.Header.Get("Retry-After"))
+	}
 }
