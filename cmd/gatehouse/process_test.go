@@ -323,3 +323,51 @@ func TestOpsListener(t *testing.T) {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.output())
 	}
 }
+
+// TestBinaryLogin: the real binary signs up and logs in a user, without
+// Redis and (when GATEHOUSE_TEST_REDIS is set) with it, so the wiring of
+// the failed-login counters is exercised as deployed.
+func TestBinaryLogin(t *testing.T) {
+	cases := map[string][]string{"without Redis": nil}
+	if u := os.Getenv("GATEHOUSE_TEST_REDIS"); u != "" {
+		cases["with Redis"] = []string{"GATEHOUSE_REDIS_URL=" + u}
+	} else {
+		t.Log("NOTICE: the Redis case is skipped: set GATEHOUSE_TEST_REDIS=redis://127.0.0.1:6379/0 to run it.")
+	}
+	for name, extra := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			env := append([]string{"GATEHOUSE_ADDR=127.0.0.1:0", "GATEHOUSE_DATABASE=sqlite:" + filepath.Join(dir, "g.db")}, extra...)
+			p := start(t, dir, env)
+			base := "http://" + p.addr
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			form := url.Values{"email": {"bin@example.com"}, "password": {"correct horse battery staple"}}
+			form.Set("csrf_token", csrfFrom(t, c, base+"/t/default/signup"))
+			res, err := c.PostForm(base+"/t/default/signup", form)
+			if err != nil || res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("sign-up: %v %v\n%s", res, err, p.output())
+			}
+			res.Body.Close()
+			jar2, _ := cookiejar.New(nil)
+			c2 := &http.Client{Jar: jar2, Timeout: 10 * time.Second, CheckRedirect: c.CheckRedirect}
+			form.Set("csrf_token", csrfFrom(t, c2, base+"/t/default/login"))
+			res, err = c2.PostForm(base+"/t/default/login", form)
+			if err != nil || res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("login: %v %v\n%s", res, err, p.output())
+			}
+			res.Body.Close()
+			jar3, _ := cookiejar.New(nil)
+			c3 := &http.Client{Jar: jar3, Timeout: 10 * time.Second, CheckRedirect: c.CheckRedirect}
+			form.Set("password", "a wrong password entirely")
+			form.Set("csrf_token", csrfFrom(t, c3, base+"/t/default/login"))
+			res, err = c3.PostForm(base+"/t/default/login", form)
+			if err != nil || res.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("wrong password: %v %v\n%s", res, err, p.output())
+			}
+			res.Body.Close()
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			p.cmd.Wait()
+		})
+	}
+}

@@ -109,9 +109,12 @@ func (a *app) serve(ctx context.Context, s *settings) error {
 	if err != nil {
 		return err
 	}
-	var rc *redis.Client
+	// A nil *redis.Client must not reach the interface field: a typed nil
+	// would look like a configured Redis.
+	var rc redis.UniversalClient
 	if s.redis != nil {
-		rc = redis.NewClient(s.redis)
+		c := redis.NewClient(s.redis)
+		rc = c
 		defer rc.Close()
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if err := rc.Ping(pctx).Err(); err != nil {
