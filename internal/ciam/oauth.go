@@ -99,9 +99,10 @@ type AuthCode struct {
 	ConsumedAt    time.Time // zero until redeemed
 }
 
-// RefreshToken is one generation of a rotating refresh token. Tokens issued
-// from one authorization code form a family; reuse of a rotated token
-// revokes the family. Only the SHA-256 of the token is stored.
+// RefreshToken is the current token of a family: the tokens issued from one
+// authorization code. A rotation replaces Hash in place (and CreatedAt and
+// IdleExpiresAt); the replaced hash is remembered as spent, and presenting
+// it again revokes the family. Only the SHA-256 of a token is stored.
 type RefreshToken struct {
 	ID            string
 	Hash          []byte
@@ -117,13 +118,12 @@ type RefreshToken struct {
 	CreatedAt     time.Time
 	IdleExpiresAt time.Time
 	ExpiresAt     time.Time // the family's absolute end
-	RotatedAt     time.Time // zero until exchanged for its successor
 	RevokedAt     time.Time
 }
 
 // Live reports whether the token may be exchanged at now.
 func (t *RefreshToken) Live(now time.Time) bool {
-	return t.RotatedAt.IsZero() && t.RevokedAt.IsZero() && now.Before(t.IdleExpiresAt) && now.Before(t.ExpiresAt)
+	return t.RevokedAt.IsZero() && now.Before(t.IdleExpiresAt) && now.Before(t.ExpiresAt)
 }
 
 // Grant records what a user allowed a client: the consent that later

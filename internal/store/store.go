@@ -226,12 +226,19 @@ type AuthCodes interface {
 // RefreshTokens holds rotating refresh tokens.
 type RefreshTokens interface {
 	Create(ctx context.Context, t *ciam.RefreshToken) error
-	// ByHash finds a token, live or not; ErrNotFound if unknown.
+	// ByHash finds the token whose current hash is hash, live or not;
+	// ErrNotFound if none (a rotated-away hash included: see SpentFamily).
 	ByHash(ctx context.Context, hash []byte) (*ciam.RefreshToken, error)
-	// Rotate marks token id exchanged at at with one conditional update;
-	// ErrConflict if it was rotated or revoked already (reuse or a lost race:
-	// exactly one of racing callers succeeds).
-	Rotate(ctx context.Context, id string, at time.Time) error
+	// Rotate moves token id from oldHash to newHash in place with one
+	// conditional update, setting CreatedAt to at and IdleExpiresAt to
+	// idleExpires, and remembers oldHash as spent until the family's
+	// absolute end. ErrConflict if the token no longer holds oldHash or is
+	// revoked (reuse or a lost race: exactly one of racing callers
+	// succeeds); ErrNotFound for an unknown id.
+	Rotate(ctx context.Context, id string, oldHash, newHash []byte, at, idleExpires time.Time) error
+	// SpentFamily returns the family of a hash that Rotate replaced;
+	// ErrNotFound if hash was never spent (or its family has been swept).
+	SpentFamily(ctx context.Context, hash []byte) (string, error)
 	// RevokeFamily revokes every unrevoked token of the family.
 	RevokeFamily(ctx context.Context, family string, at time.Time) (int, error)
 	// RevokeGrant revokes every unrevoked token of user issued to client.
@@ -243,7 +250,8 @@ type RefreshTokens interface {
 	// FamilyRevoked reports whether the family has a revoked token (an access
 	// token minted from a revoked family is no longer valid).
 	FamilyRevoked(ctx context.Context, family string) (bool, error)
-	// DeleteExpired removes tokens whose family ended before cutoff.
+	// DeleteExpired removes tokens (and spent hashes) whose family ended
+	// before cutoff, and returns how many tokens it removed.
 	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
 	// AccessState reads in one query what decides, beyond its signature
 	// and times, whether an access token still holds: whether family (may

@@ -227,7 +227,7 @@ func (s *Service) revokeCodeFamily(ctx context.Context, t *ciam.Tenant, ac *ciam
 			ID: ciam.NewID(), Hash: hash(ciam.NewSecret()), TenantID: t.ID, FamilyID: family,
 			ClientID: ac.ClientID, UserID: ac.UserID, Scopes: ac.Scopes, AuthTime: ac.AuthTime,
 			CreatedAt: now, IdleExpiresAt: now, ExpiresAt: now.Add(maxAccessTokenTTL + leeway),
-			RotatedAt: now, RevokedAt: now,
+			RevokedAt: now,
 		})
 	})
 }
@@ -272,16 +272,21 @@ func (s *Service) Refresh(ctx context.Context, t *ciam.Tenant, c *ciam.Client, t
 	var u *ciam.User
 	var next string
 	var scopes []string
+	reusedFamily := ""
 	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
 		var err error
-		if old, err = tx.RefreshTokens().ByHash(ctx, hash(token)); err != nil {
+		h := hash(token)
+		if old, err = tx.RefreshTokens().ByHash(ctx, h); errors.Is(err, store.ErrNotFound) {
+			// A hash rotated away earlier: reuse of a spent token.
+			if reusedFamily, err = tx.RefreshTokens().SpentFamily(ctx, h); err == nil {
+				return store.ErrConflict
+			}
+			return err
+		} else if err != nil {
 			return err
 		}
 		if old.ClientID != c.ID {
 			return errBadRefresh
-		}
-		if !old.RotatedAt.IsZero() {
-			return store.ErrConflict // reuse
 		}
 		if !old.Live(now) {
 			return errBadRefresh
@@ -309,18 +314,20 @@ func (s *Service) Refresh(ctx context.Context, t *ciam.Tenant, c *ciam.Client, t
 		if u.Status != ciam.UserActive {
 			return errBadRefresh
 		}
-		if err := tx.RefreshTokens().Rotate(ctx, old.ID, now); err != nil {
-			return err
+		// The family's token moves to a new secret in place.
+		next = ciam.NewSecret()
+		idle := now.Add(c.RefreshIdleTTL)
+		if idle.After(old.ExpiresAt) {
+			idle = old.ExpiresAt
 		}
-		next, err = s.newRefresh(ctx, tx, c, &ciam.RefreshToken{
-			FamilyID: old.FamilyID, ClientID: c.ID, UserID: u.ID, SessionID: old.SessionID, Scopes: old.Scopes,
-			AuthTime: old.AuthTime, ACR: old.ACR, AMR: old.AMR,
-		}, now, old.ExpiresAt)
-		return err
+		return tx.RefreshTokens().Rotate(ctx, old.ID, old.Hash, hash(next), now, idle)
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
-		if old != nil {
+		switch {
+		case reusedFamily != "":
+			s.revokeFamily(ctx, t, reusedFamily, now)
+		case old != nil:
 			s.revokeFamily(ctx, t, old.FamilyID, now)
 		}
 		return nil, errBadRefresh

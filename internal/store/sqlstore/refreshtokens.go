@@ -11,20 +11,26 @@ import (
 )
 
 const refreshTokenColumns = `tenant_id, id, hash, family_id, client_id, user_id, session_id, scopes,
-	auth_time, acr, amr, created_at, idle_expires_at, expires_at, rotated_at, revoked_at`
+	auth_time, acr, amr, created_at, idle_expires_at, expires_at, revoked_at`
 
 var (
 	// The SELECT from users inserts nothing for a user or a client outside the tenant.
 	qRefreshInsert = newQuery(`INSERT INTO refresh_tokens (` + refreshTokenColumns + `)
-		SELECT tenant_id, ?, ?, ?, ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users
+		SELECT tenant_id, ?, ?, ?, ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users
 		WHERE tenant_id = ? AND id = ? AND EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ?)
 		ON CONFLICT DO NOTHING`)
 	qRefreshByHash = newQuery(`SELECT ` + refreshTokenColumns + ` FROM refresh_tokens WHERE tenant_id = ? AND hash = ?`)
-	// Rotate is the one conditional update that makes a token single-use.
-	qRefreshRotate = newQuery(`UPDATE refresh_tokens SET rotated_at = ?
-		WHERE tenant_id = ? AND id = ? AND rotated_at IS NULL AND revoked_at IS NULL`)
-	qRefreshExists       = newQuery(`SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND id = ?`)
-	qRefreshRevokeFamily = newQuery(`UPDATE refresh_tokens SET revoked_at = ?
+	// Rotate is the one conditional update that makes a token single-use:
+	// the row moves from the presented hash to the next one, so of racing
+	// rotations exactly one still finds the presented hash.
+	qRefreshRotate = newQuery(`UPDATE refresh_tokens SET hash = ?, created_at = ?, idle_expires_at = ?
+		WHERE tenant_id = ? AND id = ? AND hash = ? AND revoked_at IS NULL`)
+	qRefreshSpend = newQuery(`INSERT INTO refresh_spent (tenant_id, hash, family_id, spent_at, expires_at)
+		SELECT tenant_id, ?, family_id, ?, expires_at FROM refresh_tokens WHERE tenant_id = ? AND id = ?`)
+	qRefreshSpent              = newQuery(`SELECT family_id FROM refresh_spent WHERE tenant_id = ? AND hash = ?`)
+	qRefreshSpentDeleteExpired = newQuery(`DELETE FROM refresh_spent WHERE tenant_id = ? AND expires_at < ?`)
+	qRefreshExists             = newQuery(`SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND id = ?`)
+	qRefreshRevokeFamily       = newQuery(`UPDATE refresh_tokens SET revoked_at = ?
 		WHERE tenant_id = ? AND family_id = ? AND revoked_at IS NULL`)
 	qRefreshRevokeGrant = newQuery(`UPDATE refresh_tokens SET revoked_at = ?
 		WHERE tenant_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`)
@@ -57,7 +63,7 @@ func (r refreshTokens) Create(ctx context.Context, t *ciam.RefreshToken) error {
 	}
 	t.TenantID = r.tenant
 	t.AuthTime, t.CreatedAt, t.IdleExpiresAt = utc(t.AuthTime), utc(t.CreatedAt), utc(t.IdleExpiresAt)
-	t.ExpiresAt, t.RotatedAt, t.RevokedAt = utc(t.ExpiresAt), utc(t.RotatedAt), utc(t.RevokedAt)
+	t.ExpiresAt, t.RevokedAt = utc(t.ExpiresAt), utc(t.RevokedAt)
 	t.ACR = cleanText(t.ACR)
 	cleanStrings(t.Scopes)
 	cleanStrings(t.AMR)
@@ -72,7 +78,7 @@ func (r refreshTokens) Create(ctx context.Context, t *ciam.RefreshToken) error {
 	res, err := r.exec(ctx, qRefreshInsert,
 		t.ID, t.Hash, t.FamilyID, string(t.ClientID), nullString(string(t.SessionID)), scopes,
 		micros(t.AuthTime), t.ACR, amr, micros(t.CreatedAt), micros(t.IdleExpiresAt), micros(t.ExpiresAt),
-		nullMicros(t.RotatedAt), nullMicros(t.RevokedAt),
+		nullMicros(t.RevokedAt),
 		string(r.tenant), string(t.UserID), string(r.tenant), string(t.ClientID))
 	if err != nil {
 		return r.db.wrap(err, "create refresh token %s", t.ID)
@@ -95,8 +101,8 @@ func (r refreshTokens) ByHash(ctx context.Context, hash []byte) (*ciam.RefreshTo
 	return t, nil
 }
 
-func (r refreshTokens) Rotate(ctx context.Context, id string, at time.Time) error {
-	res, err := r.exec(ctx, qRefreshRotate, micros(at), string(r.tenant), id)
+func (r refreshTokens) Rotate(ctx context.Context, id string, oldHash, newHash []byte, at, idleExpires time.Time) error {
+	res, err := r.execUpdate(ctx, qRefreshRotate, newHash, micros(at), micros(idleExpires), string(r.tenant), id, oldHash)
 	if err != nil {
 		return r.db.wrap(err, "rotate refresh token %s", id)
 	}
@@ -111,7 +117,18 @@ func (r refreshTokens) Rotate(ctx context.Context, id string, at time.Time) erro
 		}
 		return conflictf("rotate refresh token %s: rotated or revoked already", id)
 	}
+	if _, err := r.exec(ctx, qRefreshSpend, oldHash, micros(at), string(r.tenant), id); err != nil {
+		return r.db.wrap(err, "rotate refresh token %s: remember the spent hash", id)
+	}
 	return nil
+}
+
+func (r refreshTokens) SpentFamily(ctx context.Context, hash []byte) (string, error) {
+	var family string
+	if err := r.row(ctx, qRefreshSpent, string(r.tenant), hash).Scan(&family); err != nil {
+		return "", r.db.wrap(err, "spent refresh token") // the hash is a secret's: not in errors
+	}
+	return family, nil
 }
 
 // revoke runs one of the Revoke* updates, whose first two arguments are
@@ -158,6 +175,9 @@ func (r refreshTokens) FamilyRevoked(ctx context.Context, family string) (bool, 
 }
 
 func (r refreshTokens) DeleteExpired(ctx context.Context, cutoff time.Time) (int, error) {
+	if _, err := r.exec(ctx, qRefreshSpentDeleteExpired, string(r.tenant), micros(cutoff)); err != nil {
+		return 0, r.db.wrap(err, "delete expired spent refresh tokens")
+	}
 	res, err := r.exec(ctx, qRefreshDeleteExpired, string(r.tenant), micros(cutoff))
 	if err != nil {
 		return 0, r.db.wrap(err, "delete expired refresh tokens")
@@ -172,16 +192,16 @@ func scanRefreshToken(s scanner) (*ciam.RefreshToken, error) {
 		session                      sql.NullString
 		scopes, amr                  string
 		auth, created, idle, expires int64
-		rotated, revoked             sql.NullInt64
+		revoked                      sql.NullInt64
 	)
 	err := s.Scan(&t.TenantID, &t.ID, &t.Hash, &t.FamilyID, &t.ClientID, &t.UserID, &session, &scopes,
-		&auth, &t.ACR, &amr, &created, &idle, &expires, &rotated, &revoked)
+		&auth, &t.ACR, &amr, &created, &idle, &expires, &revoked)
 	if err != nil {
 		return nil, err
 	}
 	t.SessionID = ciam.SessionID(session.String)
 	t.AuthTime, t.CreatedAt, t.IdleExpiresAt, t.ExpiresAt = fromMicros(auth), fromMicros(created), fromMicros(idle), fromMicros(expires)
-	t.RotatedAt, t.RevokedAt = fromNullMicros(rotated), fromNullMicros(revoked)
+	t.RevokedAt = fromNullMicros(revoked)
 	if t.Scopes, err = decodeStrings(scopes); err != nil {
 		return nil, err
 	}

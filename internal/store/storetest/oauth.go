@@ -177,7 +177,7 @@ func storedRefresh(rt *ciam.RefreshToken) *ciam.RefreshToken {
 	x := *rt
 	x.Scopes, x.AMR = listOrNil(rt.Scopes), listOrNil(rt.AMR)
 	x.AuthTime, x.CreatedAt, x.IdleExpiresAt, x.ExpiresAt = stored(rt.AuthTime), stored(rt.CreatedAt), stored(rt.IdleExpiresAt), stored(rt.ExpiresAt)
-	x.RotatedAt, x.RevokedAt = storedOpt(rt.RotatedAt), storedOpt(rt.RevokedAt)
+	x.RevokedAt = storedOpt(rt.RevokedAt)
 	return &x
 }
 

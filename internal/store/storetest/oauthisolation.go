@@ -104,7 +104,9 @@ func isolationRefreshTokens(t *testing.T, s store.Store) {
 		r := tx.RefreshTokens()
 		_, err := r.ByHash(ctx, rt.Hash)
 		wantErr(t, "ByHash from B", err, store.ErrNotFound)
-		wantErr(t, "Rotate from B", r.Rotate(ctx, rt.ID, at), store.ErrNotFound)
+		wantErr(t, "Rotate from B", r.Rotate(ctx, rt.ID, rt.Hash, sha("b's next"), at, at.Add(time.Hour)), store.ErrNotFound)
+		_, err = r.SpentFamily(ctx, rt.Hash)
+		wantErr(t, "SpentFamily from B", err, store.ErrNotFound)
 		n, err := r.RevokeFamily(ctx, rt.FamilyID, at)
 		wantCount(t, "RevokeFamily from B", n, err, 0)
 		n, err = r.RevokeGrant(ctx, a.user.ID, a.client.ID, at)
@@ -213,7 +215,7 @@ func timeOAuthUTCRoundTrip(t *testing.T, s store.Store) {
 		if err := tx.AuthCodes().Consume(ctx, code.Hash, local); err != nil {
 			return err
 		}
-		if err := tx.RefreshTokens().Rotate(ctx, rt.ID, local); err != nil {
+		if err := tx.RefreshTokens().Rotate(ctx, rt.ID, rt.Hash, sha("next"), local, local); err != nil {
 			return err
 		}
 		_, err := tx.RefreshTokens().RevokeFamily(ctx, "f", local)
@@ -246,12 +248,11 @@ func timeOAuthUTCRoundTrip(t *testing.T, s store.Store) {
 	check("code CreatedAt", gcode.CreatedAt)
 	check("code ExpiresAt", gcode.ExpiresAt)
 	check("code ConsumedAt", gcode.ConsumedAt)
-	grt := getRefresh(t, s, tn, rt.Hash)
+	grt := getRefresh(t, s, tn, sha("next"))
 	check("token AuthTime", grt.AuthTime)
 	check("token CreatedAt", grt.CreatedAt)
 	check("token IdleExpiresAt", grt.IdleExpiresAt)
 	check("token ExpiresAt", grt.ExpiresAt)
-	check("token RotatedAt", grt.RotatedAt)
 	check("token RevokedAt", grt.RevokedAt)
 	mustView(t, s, tn, func(tx store.Tx) error {
 		gg, err := tx.Grants().Get(ctx, p.user.ID, p.client.ID)

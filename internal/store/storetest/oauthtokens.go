@@ -170,40 +170,43 @@ func refreshRotateOnce(t *testing.T, s store.Store) {
 	p := newOAuthParty(t, s, "acme")
 	tn := p.tenant.ID
 	rt := newRefresh(t, s, tn, refreshFixture(p.client.ID, p.user.ID, p.session.ID, "family-1", base()))
-	at := base().Add(time.Hour)
-	next := refreshFixture(p.client.ID, p.user.ID, p.session.ID, "family-1", at)
-	mustTx(t, s, tn, func(tx store.Tx) error {
-		if err := tx.RefreshTokens().Rotate(ctx, rt.ID, at); err != nil {
-			return err
+	at, idle := base().Add(time.Hour), base().Add(3*time.Hour)
+	first, second := sha("second generation"), sha("third generation")
+	mustTx(t, s, tn, func(tx store.Tx) error { return tx.RefreshTokens().Rotate(ctx, rt.ID, rt.Hash, first, at, idle) })
+	// The row moved to the new hash: same id and family, new times.
+	want := storedRefresh(rt)
+	want.Hash, want.CreatedAt, want.IdleExpiresAt = first, stored(at), stored(idle)
+	wantEqual(t, "ByHash of the new hash", getRefresh(t, s, tn, first), want)
+	mustView(t, s, tn, func(tx store.Tx) error {
+		_, err := tx.RefreshTokens().ByHash(ctx, rt.Hash)
+		wantErr(t, "ByHash of the spent hash", err, store.ErrNotFound)
+		fam, err := tx.RefreshTokens().SpentFamily(ctx, rt.Hash)
+		if err != nil || fam != "family-1" {
+			t.Errorf("SpentFamily of the spent hash = %q, %v; want family-1", fam, err)
 		}
-		return tx.RefreshTokens().Create(ctx, next)
-	})
-	rt.RotatedAt = at
-	got := getRefresh(t, s, tn, rt.Hash)
-	wantEqual(t, "ByHash after Rotate", got, storedRefresh(rt))
-	if got.Live(at) {
-		t.Errorf("a rotated token is live")
-	}
-
-	// Reuse of the rotated token: ErrConflict, and the same transaction
-	// revokes the family.
-	mustTx(t, s, tn, func(tx store.Tx) error {
-		wantErr(t, "second Rotate", tx.RefreshTokens().Rotate(ctx, rt.ID, at.Add(time.Minute)), store.ErrConflict)
-		n, err := tx.RefreshTokens().RevokeFamily(ctx, "family-1", at.Add(time.Minute))
-		wantCount(t, "RevokeFamily after reuse", n, err, 2)
+		_, err = tx.RefreshTokens().SpentFamily(ctx, first)
+		wantErr(t, "SpentFamily of the current hash", err, store.ErrNotFound)
 		return nil
 	})
-	if got := getRefresh(t, s, tn, rt.Hash); !got.RotatedAt.Equal(stored(at)) {
-		t.Errorf("the reuse moved RotatedAt to %v", got.RotatedAt)
-	}
+	// Rotating from the spent hash again is a conflict and changes nothing;
+	// the next rotation goes on from the current hash.
+	err := s.Tx(ctx, tn, func(tx store.Tx) error {
+		return tx.RefreshTokens().Rotate(ctx, rt.ID, rt.Hash, sha("other"), at.Add(time.Minute), idle)
+	})
+	wantErr(t, "Rotate from a spent hash", err, store.ErrConflict)
+	wantEqual(t, "ByHash after the refused Rotate", getRefresh(t, s, tn, first), want)
 	mustTx(t, s, tn, func(tx store.Tx) error {
-		// The successor was revoked, never rotated: it cannot rotate either.
-		wantErr(t, "Rotate of a revoked token", tx.RefreshTokens().Rotate(ctx, next.ID, at.Add(time.Hour)), store.ErrConflict)
-		wantErr(t, "Rotate of an unknown token", tx.RefreshTokens().Rotate(ctx, "no-such-token", at), store.ErrNotFound)
+		return tx.RefreshTokens().Rotate(ctx, rt.ID, first, second, at.Add(time.Minute), idle)
+	})
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		n, err := tx.RefreshTokens().RevokeFamily(ctx, "family-1", at.Add(2*time.Minute))
+		wantCount(t, "RevokeFamily", n, err, 1)
+		wantErr(t, "Rotate of a revoked token", tx.RefreshTokens().Rotate(ctx, rt.ID, second, sha("x"), at.Add(time.Hour), idle), store.ErrConflict)
+		wantErr(t, "Rotate of an unknown token", tx.RefreshTokens().Rotate(ctx, "no-such-token", second, sha("y"), at, idle), store.ErrNotFound)
 		return nil
 	})
-	if got := getRefresh(t, s, tn, next.Hash); !got.RotatedAt.IsZero() {
-		t.Errorf("Rotate of a revoked token set RotatedAt %v", got.RotatedAt)
+	if got := getRefresh(t, s, tn, second); got.RevokedAt.IsZero() || got.Live(at) {
+		t.Errorf("the revoked family's token: %+v", got)
 	}
 }
 
@@ -213,12 +216,22 @@ func refreshConcurrentRotate(t *testing.T, s store.Store) {
 	rt := newRefresh(t, s, p.tenant.ID, refreshFixture(p.client.ID, p.user.ID, p.session.ID, "family-1", base()))
 	errs := collect(racers, func(i int) error {
 		return s.Tx(ctx, p.tenant.ID, func(tx store.Tx) error {
-			return tx.RefreshTokens().Rotate(ctx, rt.ID, base().Add(time.Duration(i+1)*time.Millisecond))
+			at := base().Add(time.Duration(i+1) * time.Millisecond)
+			return tx.RefreshTokens().Rotate(ctx, rt.ID, rt.Hash, sha(fmt.Sprint("racer ", i)), at, at.Add(time.Hour))
 		})
 	})
 	wantOneWinner(t, "concurrent Rotate", errs)
-	if got := getRefresh(t, s, p.tenant.ID, rt.Hash); got.RotatedAt.IsZero() {
-		t.Errorf("no Rotate was recorded")
+	winners := 0
+	for i := range racers {
+		mustView(t, s, p.tenant.ID, func(tx store.Tx) error {
+			if _, err := tx.RefreshTokens().ByHash(ctx, sha(fmt.Sprint("racer ", i))); err == nil {
+				winners++
+			}
+			return nil
+		})
+	}
+	if winners != 1 {
+		t.Errorf("%d racers' hashes are current, want 1", winners)
 	}
 }
 
@@ -230,10 +243,9 @@ func refreshRevoke(t *testing.T, s store.Store) {
 	s2 := newSession(t, s, tn, u2, base()).ID
 	c2 := newClient(t, s, tn, "other-app").ID
 
-	rotated := refreshFixture(c1, u1, s1, "f1", base())
-	rotated.RotatedAt = base().Add(time.Minute)
+	placeholder := refreshFixture(c1, u1, s1, "f1", base())
 	tokens := map[string]*ciam.RefreshToken{
-		"f1 rotated":          rotated,
+		"f1 second row":       placeholder,
 		"f1 live":             refreshFixture(c1, u1, s1, "f1", base().Add(time.Minute)),
 		"f2 u1 c2 s1":         refreshFixture(c2, u1, s1, "f2", base()),
 		"f3 u1 c1 no session": refreshFixture(c1, u1, "", "f3", base()),
@@ -301,9 +313,6 @@ func refreshRevoke(t *testing.T, s store.Store) {
 	if got := getRefresh(t, s, tn, tokens["f6 u1 c1 s1 revoked"].Hash); !got.RevokedAt.Equal(stored(base())) {
 		t.Errorf("f6 RevokedAt = %v, want %v", got.RevokedAt, stored(base()))
 	}
-	if got := getRefresh(t, s, tn, rotated.Hash); !got.RotatedAt.Equal(stored(rotated.RotatedAt)) {
-		t.Errorf("revocation changed RotatedAt to %v", got.RotatedAt)
-	}
 }
 
 func refreshDeleteExpired(t *testing.T, s store.Store) {
@@ -318,6 +327,15 @@ func refreshDeleteExpired(t *testing.T, s store.Store) {
 	}
 	ended := []*ciam.RefreshToken{mk("ended", cutoff.Add(-time.Second)), mk("ended", cutoff.Add(-time.Second))}
 	kept := []*ciam.RefreshToken{mk("at-cutoff", cutoff), mk("later", cutoff.Add(time.Second))}
+	// Spent hashes go with their family's end.
+	spentEnded, spentKept := ended[0].Hash, kept[0].Hash
+	mustTx(t, s, tn, func(tx store.Tx) error {
+		if err := tx.RefreshTokens().Rotate(ctx, ended[0].ID, spentEnded, sha("ended next"), base(), base()); err != nil {
+			return err
+		}
+		return tx.RefreshTokens().Rotate(ctx, kept[0].ID, spentKept, sha("kept next"), base(), base())
+	})
+	ended[0].Hash, kept[0].Hash = sha("ended next"), sha("kept next")
 	var n int
 	mustTx(t, s, tn, func(tx store.Tx) (err error) {
 		n, err = tx.RefreshTokens().DeleteExpired(ctx, cutoff)
@@ -333,6 +351,11 @@ func refreshDeleteExpired(t *testing.T, s store.Store) {
 			if _, err := tx.RefreshTokens().ByHash(ctx, rt.Hash); err != nil {
 				t.Errorf("ByHash of a kept token: %v", err)
 			}
+		}
+		_, err := tx.RefreshTokens().SpentFamily(ctx, spentEnded)
+		wantErr(t, "SpentFamily of an ended family", err, store.ErrNotFound)
+		if _, err := tx.RefreshTokens().SpentFamily(ctx, spentKept); err != nil {
+			t.Errorf("SpentFamily of a kept family: %v", err)
 		}
 		return nil
 	})

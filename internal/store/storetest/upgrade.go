@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,42 @@ func Upgrade(t *testing.T, raw *sql.DB, dialect goose.Dialect, migrations fs.FS,
 		}
 	}
 
+	// Version 4: a refresh token family with one rotated generation, as
+	// rows were written before tokens rotated in place (version 5).
+	if _, err := p.UpTo(ctx, 4); err != nil {
+		t.Fatalf("migrate to version 4: %v", err)
+	}
+	rotatedHash, liveHash := sha("v4 rotated"), sha("v4 live")
+	v4 := []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO clients (tenant_id, id, name, is_public, first_party, secret_hash, secret_rotated_at, token_auth_method,
+			jwks, redirect_uris, post_logout_uris, grant_types, scopes, audiences, id_token_alg, access_token_ttl_ns,
+			refresh_idle_ttl_ns, refresh_max_ttl_ns, refresh_with_session, backchannel_logout_uri, created_at, updated_at, version)
+			VALUES (?, 'v4-app', 'App', TRUE, TRUE, NULL, NULL, 'none', '', '[]', '[]', '["refresh_token"]', '[]', '[]', 'ES256',
+			0, 0, 0, FALSE, '', ?, ?, 1)`, []any{string(tn.ID), at.UnixMicro(), at.UnixMicro()}},
+		{`INSERT INTO refresh_tokens (tenant_id, id, hash, family_id, client_id, user_id, session_id, scopes, auth_time, acr, amr,
+			created_at, idle_expires_at, expires_at, rotated_at, revoked_at)
+			VALUES (?, 'rt-1', ?, 'fam-v4', 'v4-app', ?, NULL, '[]', ?, '', '[]', ?, ?, ?, ?, NULL)`,
+			[]any{string(tn.ID), rotatedHash, string(u.ID), at.UnixMicro(), at.UnixMicro(), at.Add(time.Hour).UnixMicro(), at.Add(48 * time.Hour).UnixMicro(), at.Add(time.Minute).UnixMicro()}},
+		{`INSERT INTO refresh_tokens (tenant_id, id, hash, family_id, client_id, user_id, session_id, scopes, auth_time, acr, amr,
+			created_at, idle_expires_at, expires_at, rotated_at, revoked_at)
+			VALUES (?, 'rt-2', ?, 'fam-v4', 'v4-app', ?, NULL, '[]', ?, '', '[]', ?, ?, ?, NULL, NULL)`,
+			[]any{string(tn.ID), liveHash, string(u.ID), at.UnixMicro(), at.Add(time.Minute).UnixMicro(), at.Add(2 * time.Hour).UnixMicro(), at.Add(48 * time.Hour).UnixMicro()}},
+	}
+	for _, x := range v4 {
+		q := x.q
+		if dialect == goose.DialectPostgres {
+			for i := 1; strings.Contains(q, "?"); i++ {
+				q = strings.Replace(q, "?", fmt.Sprintf("$%d", i), 1)
+			}
+		}
+		if _, err := raw.ExecContext(ctx, q, x.args...); err != nil {
+			t.Fatalf("seed version 4: %v", err)
+		}
+	}
+
 	check := func(s store.Store) {
 		t.Helper()
 		got, err := s.System().TenantBySlug(ctx, tn.Slug)
@@ -94,6 +131,21 @@ func Upgrade(t *testing.T, raw *sql.DB, dialect goose.Dialect, migrations fs.FS,
 		t.Fatalf("MigrationsCurrent after the upgrade = %v, %v", ok, err)
 	}
 	check(s)
+	// Version 5 moved the rotated generation to the spent hashes: it is
+	// still recognised as reuse of its family, and the live one still works.
+	mustView(t, s, tn.ID, func(tx store.Tx) error {
+		_, err := tx.RefreshTokens().ByHash(ctx, rotatedHash)
+		wantErr(t, "ByHash of the rotated version 4 token", err, store.ErrNotFound)
+		fam, err := tx.RefreshTokens().SpentFamily(ctx, rotatedHash)
+		if err != nil || fam != "fam-v4" {
+			t.Errorf("SpentFamily of the rotated version 4 token = %q, %v", fam, err)
+		}
+		live, err := tx.RefreshTokens().ByHash(ctx, liveHash)
+		if err != nil || live.ID != "rt-2" || !live.Live(at.Add(30*time.Minute)) {
+			t.Errorf("the live version 4 token: %+v, %v", live, err)
+		}
+		return nil
+	})
 	// The seeded user and tenant work with what later versions added.
 	c := clientFixture("after-upgrade")
 	g := grantFixture(u.ID, c.ID, at, "openid")
