@@ -253,3 +253,32 @@ func TestRefreshExpiry(t *testing.T) {
 		t.Errorf("an idle-expired refresh token is active at introspection")
 	}
 }
+
+// TestRevokeRotatedRefreshToken: revoking (RFC 7009) a refresh token that
+// was already rotated away still revokes its family, for its own client
+// only.
+func TestRevokeRotatedRefreshToken(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	app := f.webApp(ciam.AuthSecretBasic)
+	cfg := f.config(app, appCallback)
+	_, _, tok0 := f.login(cfg, flowOpts{})
+	tok1, err := f.refresh(cfg, tok0.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another client's revocation of the spent token changes nothing.
+	other := f.webApp(ciam.AuthSecretBasic)
+	if res := f.postAs(other, "/t/default/revoke", url.Values{"token": {tok0.RefreshToken}}); res.Status != 200 {
+		t.Fatalf("revoke by another client: %d %s", res.Status, res.Body)
+	}
+	if !active(f.introspect(app, tok1.RefreshToken)) {
+		t.Fatal("another client's revocation of a spent token revoked the family")
+	}
+	if res := f.postAs(app, "/t/default/revoke", url.Values{"token": {tok0.RefreshToken}}); res.Status != 200 {
+		t.Fatalf("revoke: %d %s", res.Status, res.Body)
+	}
+	if active(f.introspect(app, tok1.RefreshToken)) || active(f.introspect(app, tok1.AccessToken)) {
+		t.Error("revoking a rotated refresh token left its family active")
+	}
+}

@@ -236,9 +236,10 @@ type RefreshTokens interface {
 	// revoked (reuse or a lost race: exactly one of racing callers
 	// succeeds); ErrNotFound for an unknown id.
 	Rotate(ctx context.Context, id string, oldHash, newHash []byte, at, idleExpires time.Time) error
-	// SpentFamily returns the family of a hash that Rotate replaced;
-	// ErrNotFound if hash was never spent (or its family has been swept).
-	SpentFamily(ctx context.Context, hash []byte) (string, error)
+	// SpentFamily returns the family and client of a hash that Rotate
+	// replaced; ErrNotFound if hash was never spent (or its family has been
+	// swept).
+	SpentFamily(ctx context.Context, hash []byte) (string, ciam.ClientID, error)
 	// RevokeFamily revokes every unrevoked token of the family.
 	RevokeFamily(ctx context.Context, family string, at time.Time) (int, error)
 	// RevokeGrant revokes every unrevoked token of user issued to client.

@@ -191,15 +191,24 @@ func (s *Service) holdersLive(ctx context.Context, t *ciam.Tenant, user ciam.Use
 func (s *Service) Revoke(ctx context.Context, t *ciam.Tenant, caller *ciam.Client, token, hint string) error {
 	now := s.Now().UTC()
 	if len(token) <= 128 && token != "" {
-		var rt *ciam.RefreshToken
+		// The current token of a family, or one rotated away: either way
+		// its client may revoke the family.
+		var family string
+		var client ciam.ClientID
 		err := s.Store.View(ctx, t.ID, func(tx store.Tx) error {
-			var err error
-			rt, err = tx.RefreshTokens().ByHash(ctx, hash(token))
+			rt, err := tx.RefreshTokens().ByHash(ctx, hash(token))
+			if errors.Is(err, store.ErrNotFound) {
+				family, client, err = tx.RefreshTokens().SpentFamily(ctx, hash(token))
+				return err
+			}
+			if err == nil {
+				family, client = rt.FamilyID, rt.ClientID
+			}
 			return err
 		})
 		if err == nil {
-			if rt.ClientID == caller.ID {
-				s.revokeFamily(ctx, t, rt.FamilyID, now)
+			if client == caller.ID {
+				s.revokeFamily(ctx, t, family, now)
 			}
 			return nil
 		}

@@ -278,7 +278,7 @@ func (s *Service) Refresh(ctx context.Context, t *ciam.Tenant, c *ciam.Client, t
 		h := hash(token)
 		if old, err = tx.RefreshTokens().ByHash(ctx, h); errors.Is(err, store.ErrNotFound) {
 			// A hash rotated away earlier: reuse of a spent token.
-			if reusedFamily, err = tx.RefreshTokens().SpentFamily(ctx, h); err == nil {
+			if reusedFamily, _, err = tx.RefreshTokens().SpentFamily(ctx, h); err == nil {
 				return store.ErrConflict
 			}
 			return err

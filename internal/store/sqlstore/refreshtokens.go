@@ -25,9 +25,9 @@ var (
 	// rotations exactly one still finds the presented hash.
 	qRefreshRotate = newQuery(`UPDATE refresh_tokens SET hash = ?, created_at = ?, idle_expires_at = ?
 		WHERE tenant_id = ? AND id = ? AND hash = ? AND revoked_at IS NULL`)
-	qRefreshSpend = newQuery(`INSERT INTO refresh_spent (tenant_id, hash, family_id, spent_at, expires_at)
-		SELECT tenant_id, ?, family_id, ?, expires_at FROM refresh_tokens WHERE tenant_id = ? AND id = ?`)
-	qRefreshSpent              = newQuery(`SELECT family_id FROM refresh_spent WHERE tenant_id = ? AND hash = ?`)
+	qRefreshSpend = newQuery(`INSERT INTO refresh_spent (tenant_id, hash, family_id, client_id, spent_at, expires_at)
+		SELECT tenant_id, ?, family_id, client_id, ?, expires_at FROM refresh_tokens WHERE tenant_id = ? AND id = ?`)
+	qRefreshSpent              = newQuery(`SELECT family_id, client_id FROM refresh_spent WHERE tenant_id = ? AND hash = ?`)
 	qRefreshSpentDeleteExpired = newQuery(`DELETE FROM refresh_spent WHERE tenant_id = ? AND expires_at < ?`)
 	qRefreshExists             = newQuery(`SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND id = ?`)
 	qRefreshRevokeFamily       = newQuery(`UPDATE refresh_tokens SET revoked_at = ?
@@ -123,12 +123,12 @@ func (r refreshTokens) Rotate(ctx context.Context, id string, oldHash, newHash [
 	return nil
 }
 
-func (r refreshTokens) SpentFamily(ctx context.Context, hash []byte) (string, error) {
-	var family string
-	if err := r.row(ctx, qRefreshSpent, string(r.tenant), hash).Scan(&family); err != nil {
-		return "", r.db.wrap(err, "spent refresh token") // the hash is a secret's: not in errors
+func (r refreshTokens) SpentFamily(ctx context.Context, hash []byte) (string, ciam.ClientID, error) {
+	var family, client string
+	if err := r.row(ctx, qRefreshSpent, string(r.tenant), hash).Scan(&family, &client); err != nil {
+		return "", "", r.db.wrap(err, "spent refresh token") // the hash is a secret's: not in errors
 	}
-	return family, nil
+	return family, ciam.ClientID(client), nil
 }
 
 // revoke runs one of the Revoke* updates, whose first two arguments are

@@ -105,7 +105,7 @@ func isolationRefreshTokens(t *testing.T, s store.Store) {
 		_, err := r.ByHash(ctx, rt.Hash)
 		wantErr(t, "ByHash from B", err, store.ErrNotFound)
 		wantErr(t, "Rotate from B", r.Rotate(ctx, rt.ID, rt.Hash, sha("b's next"), at, at.Add(time.Hour)), store.ErrNotFound)
-		_, err = r.SpentFamily(ctx, rt.Hash)
+		_, _, err = r.SpentFamily(ctx, rt.Hash)
 		wantErr(t, "SpentFamily from B", err, store.ErrNotFound)
 		n, err := r.RevokeFamily(ctx, rt.FamilyID, at)
 		wantCount(t, "RevokeFamily from B", n, err, 0)

@@ -180,11 +180,11 @@ func refreshRotateOnce(t *testing.T, s store.Store) {
 	mustView(t, s, tn, func(tx store.Tx) error {
 		_, err := tx.RefreshTokens().ByHash(ctx, rt.Hash)
 		wantErr(t, "ByHash of the spent hash", err, store.ErrNotFound)
-		fam, err := tx.RefreshTokens().SpentFamily(ctx, rt.Hash)
-		if err != nil || fam != "family-1" {
-			t.Errorf("SpentFamily of the spent hash = %q, %v; want family-1", fam, err)
+		fam, client, err := tx.RefreshTokens().SpentFamily(ctx, rt.Hash)
+		if err != nil || fam != "family-1" || client != p.client.ID {
+			t.Errorf("SpentFamily of the spent hash = %q, %q, %v; want family-1, %q", fam, client, err, p.client.ID)
 		}
-		_, err = tx.RefreshTokens().SpentFamily(ctx, first)
+		_, _, err = tx.RefreshTokens().SpentFamily(ctx, first)
 		wantErr(t, "SpentFamily of the current hash", err, store.ErrNotFound)
 		return nil
 	})
@@ -352,9 +352,9 @@ func refreshDeleteExpired(t *testing.T, s store.Store) {
 				t.Errorf("ByHash of a kept token: %v", err)
 			}
 		}
-		_, err := tx.RefreshTokens().SpentFamily(ctx, spentEnded)
+		_, _, err := tx.RefreshTokens().SpentFamily(ctx, spentEnded)
 		wantErr(t, "SpentFamily of an ended family", err, store.ErrNotFound)
-		if _, err := tx.RefreshTokens().SpentFamily(ctx, spentKept); err != nil {
+		if _, _, err := tx.RefreshTokens().SpentFamily(ctx, spentKept); err != nil {
 			t.Errorf("SpentFamily of a kept family: %v", err)
 		}
 		return nil

@@ -136,9 +136,9 @@ func Upgrade(t *testing.T, raw *sql.DB, dialect goose.Dialect, migrations fs.FS,
 	mustView(t, s, tn.ID, func(tx store.Tx) error {
 		_, err := tx.RefreshTokens().ByHash(ctx, rotatedHash)
 		wantErr(t, "ByHash of the rotated version 4 token", err, store.ErrNotFound)
-		fam, err := tx.RefreshTokens().SpentFamily(ctx, rotatedHash)
-		if err != nil || fam != "fam-v4" {
-			t.Errorf("SpentFamily of the rotated version 4 token = %q, %v", fam, err)
+		fam, client, err := tx.RefreshTokens().SpentFamily(ctx, rotatedHash)
+		if err != nil || fam != "fam-v4" || client != "v4-app" {
+			t.Errorf("SpentFamily of the rotated version 4 token = %q, %q, %v", fam, client, err)
 		}
 		live, err := tx.RefreshTokens().ByHash(ctx, liveHash)
 		if err != nil || live.ID != "rt-2" || !live.Live(at.Add(30*time.Minute)) {

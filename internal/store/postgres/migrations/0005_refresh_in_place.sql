@@ -14,13 +14,14 @@ CREATE TABLE refresh_spent (
     tenant_id  TEXT   NOT NULL,
     hash       BYTEA  NOT NULL,
     family_id  TEXT   NOT NULL,
+    client_id  TEXT   NOT NULL, -- the family's client: only it may revoke by this hash
     spent_at   BIGINT NOT NULL,
     expires_at BIGINT NOT NULL, -- the family's absolute end: forgotten after
     PRIMARY KEY (tenant_id, hash)
 );
 
-INSERT INTO refresh_spent (tenant_id, hash, family_id, spent_at, expires_at)
-    SELECT tenant_id, hash, family_id, rotated_at, expires_at FROM refresh_tokens WHERE rotated_at IS NOT NULL;
+INSERT INTO refresh_spent (tenant_id, hash, family_id, client_id, spent_at, expires_at)
+    SELECT tenant_id, hash, family_id, client_id, rotated_at, expires_at FROM refresh_tokens WHERE rotated_at IS NOT NULL;
 DELETE FROM refresh_tokens WHERE rotated_at IS NOT NULL;
 
 -- +goose Down
