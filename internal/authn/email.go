@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 	"github.com/gatehouse-id/gatehouse/internal/mail"
 	"github.com/gatehouse-id/gatehouse/internal/notify"
+	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -52,12 +53,6 @@ func tooManyMails(wait time.Duration) error {
 	return &ciam.Error{Kind: ciam.TooManyRequests, Code: "mail_throttled",
 		Msg:        fmt.Sprintf("We sent you a mail a moment ago. Check your inbox, or ask again in %d second%s.", secs, plural(secs)),
 		RetryAfter: secs}
-}
-
-// hashSecret is how link secrets and browser bindings are kept.
-func hashSecret(s string) []byte {
-	h := sha256.Sum256([]byte(s))
-	return h[:]
 }
 
 // codeHash keys a six-digit code to its token under the deployment's code
@@ -99,7 +94,7 @@ func (s *Service) issue(ctx context.Context, tx store.Tx, u *ciam.User, purpose,
 	in := &issued{linkToken: ciam.NewSecret()}
 	et := &ciam.EmailToken{
 		ID: ciam.NewID(), UserID: u.ID, Purpose: purpose, Email: email,
-		LinkHash: hashSecret(in.linkToken), Data: data,
+		LinkHash: session.HashToken(in.linkToken), Data: data,
 		CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
 	if withCode {
@@ -107,7 +102,7 @@ func (s *Service) issue(ctx context.Context, tx store.Tx, u *ciam.User, purpose,
 		et.CodeHash = s.codeHash(et.ID, in.code)
 	}
 	if binding != "" {
-		et.BrowserHash = hashSecret(binding)
+		et.BrowserHash = session.HashToken(binding)
 	}
 	if err := tx.EmailTokens().Create(ctx, et); err != nil {
 		return nil, fmt.Errorf("issue %s token: %w", purpose, err)
@@ -230,7 +225,7 @@ func byLink(ctx context.Context, tx store.Tx, purpose, linkToken string, now tim
 	if linkToken == "" || len(linkToken) > 200 {
 		return nil, ErrLinkInvalid
 	}
-	et, err := tx.EmailTokens().ByLinkHash(ctx, hashSecret(linkToken))
+	et, err := tx.EmailTokens().ByLinkHash(ctx, session.HashToken(linkToken))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrLinkInvalid
 	}
@@ -328,7 +323,7 @@ func (s *Service) redeemCode(ctx context.Context, t *ciam.Tenant, purpose string
 			et, err = tx.EmailTokens().Latest(ctx, u.ID, purpose)
 		case b.TokenID != "":
 			et, err = tx.EmailTokens().Get(ctx, b.TokenID)
-			if err == nil && (et.BrowserHash == nil || subtle.ConstantTimeCompare(et.BrowserHash, hashSecret(b.Secret)) != 1) {
+			if err == nil && (et.BrowserHash == nil || subtle.ConstantTimeCompare(et.BrowserHash, session.HashToken(b.Secret)) != 1) {
 				err = store.ErrNotFound
 			}
 		default:
@@ -404,7 +399,7 @@ func (s *Service) BoundUser(ctx context.Context, t *ciam.Tenant, b Binding, purp
 		if err != nil {
 			return err
 		}
-		if et.Purpose != purpose || et.BrowserHash == nil || subtle.ConstantTimeCompare(et.BrowserHash, hashSecret(b.Secret)) != 1 {
+		if et.Purpose != purpose || et.BrowserHash == nil || subtle.ConstantTimeCompare(et.BrowserHash, session.HashToken(b.Secret)) != 1 {
 			return ErrCodeSpent
 		}
 		u, err = tx.Users().Get(ctx, et.UserID)

@@ -128,14 +128,14 @@ func (s *Service) ResetPassword(ctx context.Context, t *ciam.Tenant, linkToken, 
 		if _, err := markVerified(ctx, tx, u, r.token, now); err != nil {
 			return err
 		}
-		ended, err := endEverything(ctx, tx, u.ID, now)
+		ended, err := session.EndAll(ctx, tx, u.ID, "", now)
 		if err != nil {
 			return err
 		}
 		if _, err := tx.EmailTokens().Revoke(ctx, u.ID, []string{ciam.PurposePasswordReset, ciam.PurposeLogin}, now); err != nil {
 			return err
 		}
-		if err := s.queuePasswordChanged(ctx, tx, t, u, now); err != nil {
+		if err := s.Mailer.Queue(ctx, tx, t, notify.PasswordChanged(t, u), now); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, now, audit.PasswordReset, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, "",
@@ -146,15 +146,6 @@ func (s *Service) ResetPassword(ctx context.Context, t *ciam.Tenant, linkToken, 
 		return nil, err
 	}
 	return u, nil
-}
-
-// queuePasswordChanged tells the user their password changed, with a link
-// to reset it if it was not them.
-func (s *Service) queuePasswordChanged(ctx context.Context, tx store.Tx, t *ciam.Tenant, u *ciam.User, now time.Time) error {
-	return s.Mailer.Queue(ctx, tx, t, notify.Message{
-		Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
-		Path: "/t/" + t.Slug + "/reset",
-	}, now)
 }
 
 // Email login methods.
@@ -229,7 +220,7 @@ func (s *Service) CompleteEmailLink(ctx context.Context, t *ciam.Tenant, linkTok
 	if err != nil {
 		return nil, nil, err
 	}
-	if b.TokenID != r.token.ID || r.token.BrowserHash == nil || subtle.ConstantTimeCompare(r.token.BrowserHash, hashSecret(b.Secret)) != 1 {
+	if b.TokenID != r.token.ID || r.token.BrowserHash == nil || subtle.ConstantTimeCompare(r.token.BrowserHash, session.HashToken(b.Secret)) != 1 {
 		return nil, &LinkLogin{Email: r.user.Email}, ErrOtherBrowser
 	}
 	res, err := s.emailSession(ctx, t, r, m, "link")
@@ -411,7 +402,7 @@ func (s *Service) UndoEmailChange(ctx context.Context, t *ciam.Tenant, linkToken
 		if u, _, err = swapEmail(ctx, tx, ciam.PurposeEmailChangeUndo, linkToken, now); err != nil {
 			return err
 		}
-		ended, err := endEverything(ctx, tx, u.ID, now)
+		ended, err := session.EndAll(ctx, tx, u.ID, "", now)
 		if err != nil {
 			return err
 		}
@@ -452,23 +443,6 @@ func swapEmail(ctx context.Context, tx store.Tx, purpose, linkToken string, now 
 		return nil, "", err
 	}
 	return u, old, nil
-}
-
-// endEverything ends every session of the user (queuing back-channel
-// logout notices) and revokes every refresh token, in tx; it returns the
-// ended sessions.
-func endEverything(ctx context.Context, tx store.Tx, u ciam.UserID, now time.Time) ([]ciam.SessionID, error) {
-	ended, err := tx.Sessions().RevokeAll(ctx, u, "", now)
-	if err != nil {
-		return nil, err
-	}
-	if err := session.NotifyEnded(ctx, tx, u, ended, now); err != nil {
-		return nil, err
-	}
-	if _, err := tx.RefreshTokens().RevokeUser(ctx, u, now); err != nil {
-		return nil, err
-	}
-	return ended, nil
 }
 
 // checkLink finds the live token of purpose behind a link without using

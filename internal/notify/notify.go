@@ -46,6 +46,15 @@ type Message struct {
 	NewEmail  string // email_change_notice: the new address
 }
 
+// PasswordChanged is the notice that u's password changed, with a link to
+// reset it should the change not be theirs.
+func PasswordChanged(t *ciam.Tenant, u *ciam.User) Message {
+	return Message{
+		Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
+		Path: "/t/" + t.Slug + "/forgot",
+	}
+}
+
 // payload is what the outbox keeps: secrets only sealed.
 type payload struct {
 	Kind      mail.Kind     `json:"kind"`

@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 	"github.com/gatehouse-id/gatehouse/internal/client"
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
@@ -280,5 +281,23 @@ func TestRevokeRotatedRefreshToken(t *testing.T) {
 	}
 	if active(f.introspect(app, tok1.RefreshToken)) || active(f.introspect(app, tok1.AccessToken)) {
 		t.Error("revoking a rotated refresh token left its family active")
+	}
+}
+
+// TestPasswordChangeRevokesRefreshTokens: a password change ends the
+// refresh tokens that are not tied to the session it was made in.
+func TestPasswordChangeRevokesRefreshTokens(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	app := f.webApp(ciam.AuthSecretBasic)
+	cfg := f.config(app, appCallback)
+	_, _, tok := f.login(cfg, flowOpts{})
+	if err := f.env.Server.Users.ChangePassword(f.ctx, f.tenant, f.user.ID, testPassword, "a different passphrase entirely", "", audit.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.refresh(cfg, tok.RefreshToken)
+	oauthError(t, err, "invalid_grant")
+	if active(f.introspect(app, tok.AccessToken)) {
+		t.Error("an access token of a revoked family is still active after the password change")
 	}
 }

@@ -21,6 +21,25 @@ type LogoutNotice struct {
 	SessionID ciam.SessionID `json:"sid"`
 }
 
+// EndAll ends every live session of the user but keep (empty: every one),
+// queues the back-channel logout notices of the ended ones, and revokes the
+// user's refresh tokens but those tied to keep, in tx. It is what a
+// password change or reset, a disabled account and an undone email change
+// share. It returns the ended sessions.
+func EndAll(ctx context.Context, tx store.Tx, user ciam.UserID, keep ciam.SessionID, now time.Time) ([]ciam.SessionID, error) {
+	ended, err := tx.Sessions().RevokeAll(ctx, user, keep, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := NotifyEnded(ctx, tx, user, ended, now); err != nil {
+		return nil, err
+	}
+	if _, err := tx.RefreshTokens().RevokeUser(ctx, user, keep, now); err != nil {
+		return nil, err
+	}
+	return ended, nil
+}
+
 // NotifyEnded queues a logout notice for every client that was issued a code
 // for one of the user's ended sessions and has a back-channel logout URI.
 // Call it in the transaction that ends them, so a notice is queued exactly

@@ -246,8 +246,9 @@ type RefreshTokens interface {
 	RevokeGrant(ctx context.Context, user ciam.UserID, client ciam.ClientID, at time.Time) (int, error)
 	// RevokeSession revokes every unrevoked token tied to the browser session.
 	RevokeSession(ctx context.Context, session ciam.SessionID, at time.Time) (int, error)
-	// RevokeUser revokes every unrevoked token of the user.
-	RevokeUser(ctx context.Context, user ciam.UserID, at time.Time) (int, error)
+	// RevokeUser revokes every unrevoked token of the user but those tied
+	// to browser session keep (empty: keep none).
+	RevokeUser(ctx context.Context, user ciam.UserID, keep ciam.SessionID, at time.Time) (int, error)
 	// FamilyRevoked reports whether the family has a revoked token (an access
 	// token minted from a revoked family is no longer valid).
 	FamilyRevoked(ctx context.Context, family string) (bool, error)

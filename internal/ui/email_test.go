@@ -43,6 +43,8 @@ var (
 	csrfValue = regexp.MustCompile(`name="csrf_token" value="[^"]*"`)
 	mailLink  = regexp.MustCompile(`https?://[^\s"<>]+\?token=[A-Za-z0-9_\-]+`)
 	mailCode  = regexp.MustCompile(`\b[0-9]{6}\b`)
+	// mailLinkAny is any link into the server, with a token or not.
+	mailLinkAny = regexp.MustCompile(`https?://127\.0\.0\.1:[0-9]+/[^\s"<>]*`)
 )
 
 // deliver runs the outbox and returns the newest message to addr (of
@@ -294,6 +296,10 @@ func TestPasswordResetThroughMail(t *testing.T) {
 	notice := m.deliver(t, 3, "ann@example.com")
 	if notice.Subject == msg.Subject {
 		t.Errorf("no password-changed notice, newest is %q", notice.Subject)
+	}
+	// Its link leads to a working page: asking for a new reset link.
+	if l := m.pathOf(t, mailLinkAny.FindString(notice.Text)); l != "/t/default/forgot" || anon.Get(l).Status != http.StatusOK {
+		t.Errorf("the password-changed notice links %q", l)
 	}
 	if res := login(t, anon, "ann@example.com", goodPassword); res.Status == http.StatusSeeOther {
 		t.Error("the old password still works")

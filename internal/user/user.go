@@ -16,7 +16,6 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
-	gmail "github.com/gatehouse-id/gatehouse/internal/mail"
 	"github.com/gatehouse-id/gatehouse/internal/notify"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -265,14 +264,7 @@ func (s *Service) SetStatus(ctx context.Context, t *ciam.Tenant, id ciam.UserID,
 		if st == ciam.UserDisabled {
 			// Disabling ends every session and every refresh token, so
 			// enabling the user later does not bring old tokens back.
-			ended, err := tx.Sessions().RevokeAll(ctx, u.ID, "", s.Now().UTC())
-			if err != nil {
-				return err
-			}
-			if err := session.NotifyEnded(ctx, tx, u.ID, ended, s.Now().UTC()); err != nil {
-				return err
-			}
-			_, err = tx.RefreshTokens().RevokeUser(ctx, u.ID, s.Now().UTC())
+			_, err := session.EndAll(ctx, tx, u.ID, "", s.Now().UTC())
 			return err
 		}
 		return nil
@@ -326,28 +318,17 @@ func (s *Service) ChangePassword(ctx context.Context, t *ciam.Tenant, id ciam.Us
 		if err := tx.Passwords().Set(ctx, id, hash, now); err != nil {
 			return err
 		}
-		ended, err := tx.Sessions().RevokeAll(ctx, id, keep, now)
+		// Other sessions and the refresh tokens not of this session end.
+		ended, err := session.EndAll(ctx, tx, id, keep, now)
 		if err != nil {
 			return err
-		}
-		if err := session.NotifyEnded(ctx, tx, id, ended, now); err != nil {
-			return err
-		}
-		for _, sid := range ended {
-			if _, err := tx.RefreshTokens().RevokeSession(ctx, sid, now); err != nil {
-				return err
-			}
 		}
 		// A pending reset or login link must not outlive the old password.
 		if _, err := tx.EmailTokens().Revoke(ctx, id, []string{ciam.PurposePasswordReset, ciam.PurposeLogin}, now); err != nil {
 			return err
 		}
 		if s.Mailer != nil {
-			err := s.Mailer.Queue(ctx, tx, t, notify.Message{
-				Kind: gmail.PasswordChanged, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
-				Path: "/t/" + t.Slug + "/reset",
-			}, now)
-			if err != nil {
+			if err := s.Mailer.Queue(ctx, tx, t, notify.PasswordChanged(t, u), now); err != nil {
 				return err
 			}
 		}

@@ -37,7 +37,8 @@ var (
 	qRefreshRevokeSession = newQuery(`UPDATE refresh_tokens SET revoked_at = ?
 		WHERE tenant_id = ? AND session_id = ? AND revoked_at IS NULL`)
 	qRefreshRevokeUser = newQuery(`UPDATE refresh_tokens SET revoked_at = ?
-		WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL`)
+		WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL
+		AND (? = '' OR session_id IS NULL OR session_id <> ?)`)
 	qRefreshFamilyRevoked = newQuery(`SELECT 1 FROM refresh_tokens
 		WHERE tenant_id = ? AND family_id = ? AND revoked_at IS NOT NULL LIMIT 1`)
 	qRefreshAccessState = newQuery(`SELECT
@@ -158,8 +159,8 @@ func (r refreshTokens) RevokeSession(ctx context.Context, session ciam.SessionID
 	return r.revoke(ctx, qRefreshRevokeSession, "revoke refresh tokens of session "+string(session), at, string(session))
 }
 
-func (r refreshTokens) RevokeUser(ctx context.Context, user ciam.UserID, at time.Time) (int, error) {
-	return r.revoke(ctx, qRefreshRevokeUser, "revoke refresh tokens of user "+string(user), at, string(user))
+func (r refreshTokens) RevokeUser(ctx context.Context, user ciam.UserID, keep ciam.SessionID, at time.Time) (int, error) {
+	return r.revoke(ctx, qRefreshRevokeUser, "revoke refresh tokens of user "+string(user), at, string(user), string(keep), string(keep))
 }
 
 func (r refreshTokens) FamilyRevoked(ctx context.Context, family string) (bool, error) {

@@ -113,7 +113,7 @@ func isolationRefreshTokens(t *testing.T, s store.Store) {
 		wantCount(t, "RevokeGrant from B", n, err, 0)
 		n, err = r.RevokeSession(ctx, a.session.ID, at)
 		wantCount(t, "RevokeSession from B", n, err, 0)
-		n, err = r.RevokeUser(ctx, a.user.ID, at)
+		n, err = r.RevokeUser(ctx, a.user.ID, "", at)
 		wantCount(t, "RevokeUser from B", n, err, 0)
 		revoked, err := r.FamilyRevoked(ctx, gone.FamilyID)
 		if err != nil || revoked {

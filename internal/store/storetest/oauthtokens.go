@@ -297,8 +297,16 @@ func refreshRevoke(t *testing.T, s store.Store) {
 	})
 	revoked("RevokeSession(\"\")", 0, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeSession(ctx, "", at) })
 	revoked("RevokeSession(s1)", 1, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeSession(ctx, s1, at) })
-	revoked("RevokeUser(u1)", 0, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeUser(ctx, u1, at) })
-	revoked("RevokeUser(u2)", 2, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeUser(ctx, u2, at) })
+	revoked("RevokeUser(u1)", 0, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeUser(ctx, u1, "", at) })
+	// Keeping s2: the token without a session goes, s2's stays; then it goes too.
+	revoked("RevokeUser(u2, keep s2)", 1, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeUser(ctx, u2, s2, at) })
+	if got := getRefresh(t, s, tn, tokens["f4 u2 c1 s2"].Hash); !got.RevokedAt.IsZero() {
+		t.Errorf("RevokeUser(u2, keep s2) revoked s2's token")
+	}
+	if got := getRefresh(t, s, tn, tokens["f5 u2 c1 no session"].Hash); got.RevokedAt.IsZero() {
+		t.Errorf("RevokeUser(u2, keep s2) kept the token without a session")
+	}
+	revoked("RevokeUser(u2)", 1, func(tx store.Tx) (int, error) { return tx.RefreshTokens().RevokeUser(ctx, u2, "", at) })
 
 	for name, rt := range tokens {
 		got := getRefresh(t, s, tn, rt.Hash)
