@@ -158,7 +158,7 @@ func (c Config) Validate(prefix string) error {
 	if (c.Username == "") != (c.Password == "") {
 		bad("password", "username and password go together: set both or neither")
 	}
-	if d.TLS == TLSNone && c.Username != "" && !loopbackHost(c.Host) {
+	if d.TLS == TLSNone && c.Username != "" && !LoopbackHost(c.Host) {
 		bad("tls", "none would send the SMTP password in clear text to %s; use starttls or tls", c.Host)
 	}
 	if strings.ContainsAny(c.Username+c.Password+c.HELO, "\r\n") {
@@ -173,6 +173,13 @@ func (c Config) Validate(prefix string) error {
 		bad("timeout", "%s is negative; use a duration such as 30s", c.Timeout)
 	}
 	return errors.Join(errs...)
+}
+
+// ValidAddress reports whether s is one RFC 5322 address with a local
+// part and a domain ("Name <a@b>" or "a@b"), with no line breaks.
+func ValidAddress(s string) bool {
+	_, err := parseAddress(s)
+	return err == nil
 }
 
 // FromFor returns the sender for mail of tenant t: From itself when it has
@@ -202,8 +209,9 @@ func parseAddress(s string) (*mail.Address, error) {
 	return a, nil
 }
 
-// loopbackHost reports whether host names this machine.
-func loopbackHost(host string) bool {
+// LoopbackHost reports whether host names this machine (localhost or a
+// loopback address), where TLS none may carry credentials.
+func LoopbackHost(host string) bool {
 	h := strings.Trim(host, "[]")
 	if strings.EqualFold(h, "localhost") {
 		return true

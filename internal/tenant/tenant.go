@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	netmail "net/mail"
 	"regexp"
 	"strings"
 	"sync"
@@ -212,7 +211,7 @@ func (s Settings) applyMail(t *ciam.Tenant, kek []byte) []error {
 	}
 	if s.MailFrom != nil {
 		f := strings.TrimSpace(*s.MailFrom)
-		if f != "" && !validFrom(f) {
+		if f != "" && (len(f) > 320 || hasControl(f) || !mail.ValidAddress(f)) {
 			bad("mail_from", "invalid_mail_from", "The sender must be a mail address such as no-reply@example.com or \"Acme <no-reply@example.com>\".")
 		}
 		m.From = f
@@ -244,40 +243,15 @@ func (s Settings) applyMail(t *ciam.Tenant, kek []byte) []error {
 	if (m.Username == "") != (len(m.SealedPassword) == 0) {
 		bad("mail_password", "mail_credentials_incomplete", "The SMTP user name and password go together: set both or neither.")
 	}
-	if mail.TLSMode(m.TLS) == mail.TLSNone && m.Username != "" && !loopback(m.Host) {
+	if mail.TLSMode(m.TLS) == mail.TLSNone && m.Username != "" && !mail.LoopbackHost(m.Host) {
 		bad("mail_tls", "mail_tls_required", "With TLS none the SMTP password would cross the network in clear text; use starttls or tls.")
 	}
 	t.Mail = m
 	return errs
 }
 
-// validFrom reports whether s is one RFC 5322 address with a local part and
-// a domain ("Name <a@b>" or "a@b").
-func validFrom(s string) bool {
-	if len(s) > 320 || hasControl(s) {
-		return false
-	}
-	a, err := netmail.ParseAddress(s)
-	if err != nil {
-		return false
-	}
-	local, domain, ok := strings.Cut(a.Address, "@")
-	return ok && local != "" && domain != ""
-}
-
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
-}
-
-// loopback reports whether host names this machine. Empty (the
-// deployment's host, unknown here) does not.
-func loopback(host string) bool {
-	h := strings.Trim(host, "[]")
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // human writes a bound such as 5m0s as "5 minutes".
