@@ -777,3 +777,20 @@ func TestSMTPUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// A reset link dies when the password changes another way.
+func TestResetLinkDiesWithPasswordChange(t *testing.T) {
+	m := newMailEnv(t, testenv.MailpitOptions{})
+	b := m.Browser()
+	signup(t, b, "ann@example.com", goodPassword)
+	m.deliver(t, 1, "ann@example.com")
+	m.Browser().Submit("/t/default/forgot", "/t/default/forgot", url.Values{"email": {"ann@example.com"}})
+	link := m.pathOf(t, linkIn(t, m.deliver(t, 2, "ann@example.com")))
+	res := b.Submit("/t/default/account", "/t/default/account/password", url.Values{"current_password": {goodPassword}, "new_password": {"another fine passphrase here"}})
+	if res.Status != http.StatusSeeOther {
+		t.Fatalf("password change: %d", res.Status)
+	}
+	if res := m.Browser().Get(link); res.Status != http.StatusBadRequest {
+		t.Fatalf("reset link after a password change: %d", res.Status)
+	}
+}
