@@ -47,7 +47,11 @@ type Tenant struct {
 	LoginLinkTTL     time.Duration // magic links and login codes
 	// Mail overrides the deployment's SMTP settings for this tenant's mail;
 	// its zero value uses them unchanged.
-	Mail      TenantMail
+	Mail TenantMail
+	// ReauthTTL is how long a login counts as recent for sensitive
+	// changes; zero means DefaultReauthTTL.
+	ReauthTTL time.Duration
+	Passkeys  TenantPasskeys
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Version   int64 // incremented by every update; updates check it

@@ -91,6 +91,10 @@ type Tx interface {
 	Nonces() Nonces
 	Outbox() Outbox
 	EmailTokens() EmailTokens
+	Passkeys() Passkeys
+	TOTP() TOTP
+	RecoveryCodes() RecoveryCodes
+	AuthFlows() AuthFlows
 }
 
 // Tenants reads and writes the transaction's own tenant row.
@@ -154,6 +158,12 @@ type Sessions interface {
 	// RevokeAll ends every live session of the user except keep (which may be
 	// empty) and returns the ones it ended.
 	RevokeAll(ctx context.Context, user ciam.UserID, keep ciam.SessionID, at time.Time) ([]ciam.SessionID, error)
+	// Reauthenticate records a new authentication in live session id: the
+	// cookie secret's hash moves from oldHash to newHash (the identifier
+	// rotates, the session id stays), and AuthTime, AMR and ACR are set.
+	// ErrConflict if the session no longer holds oldHash (a racing
+	// rotation), ErrNotFound if it is not live at at.
+	Reauthenticate(ctx context.Context, id ciam.SessionID, oldHash, newHash []byte, at time.Time, amr []string, acr string) error
 	// AddClient records that client was issued a code for the session; adding
 	// a pair twice is not an error. ErrNotFound if the session or the client
 	// does not exist.
@@ -357,5 +367,76 @@ type EmailTokens interface {
 	// returns how many it ended.
 	Revoke(ctx context.Context, user ciam.UserID, purposes []string, at time.Time) (int, error)
 	// DeleteExpired removes tokens that expired before cutoff.
+	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// Passkeys holds the tenant's WebAuthn credentials.
+type Passkeys interface {
+	// Create stores p. ErrConflict if its id or credential id is taken in
+	// the tenant (by this user or another), ErrNotFound if the user is not
+	// in the tenant.
+	Create(ctx context.Context, p *ciam.Passkey) error
+	// ByCredentialID returns ErrNotFound for an unknown credential.
+	ByCredentialID(ctx context.Context, credentialID []byte) (*ciam.Passkey, error)
+	// ListByUser returns the user's passkeys, oldest first.
+	ListByUser(ctx context.Context, user ciam.UserID) ([]*ciam.Passkey, error)
+	// Rename sets the name of the user's passkey id; ErrNotFound if the
+	// user has no such passkey.
+	Rename(ctx context.Context, user ciam.UserID, id, name string) error
+	// Delete removes the user's passkey id; ErrNotFound if the user has no
+	// such passkey.
+	Delete(ctx context.Context, user ciam.UserID, id string) error
+	// RecordUse sets the counter from oldCount to newCount, the backup
+	// state and LastUsedAt, in one conditional update; ErrConflict if the
+	// counter is no longer oldCount (two assertions racing), ErrNotFound if
+	// the passkey was removed.
+	RecordUse(ctx context.Context, id string, oldCount, newCount uint32, backupState bool, at time.Time) error
+}
+
+// TOTP holds one TOTP authenticator per user.
+type TOTP interface {
+	// Get returns ErrNotFound when the user has none.
+	Get(ctx context.Context, user ciam.UserID) (*ciam.TOTPSecret, error)
+	// Put creates or replaces the user's authenticator.
+	Put(ctx context.Context, s *ciam.TOTPSecret) error
+	// Delete removes it; ErrNotFound when the user has none.
+	Delete(ctx context.Context, user ciam.UserID) error
+	// UseStep records that the code of time step was accepted, with one
+	// conditional update: ErrConflict if step is not after the last step
+	// accepted (a replay: of racing callers with the same code exactly one
+	// succeeds), ErrNotFound when the user has no authenticator.
+	UseStep(ctx context.Context, user ciam.UserID, step int64) error
+}
+
+// RecoveryCodes holds each user's single-use recovery codes, by hash.
+type RecoveryCodes interface {
+	// Replace stores a new set for the user, dropping the old one.
+	Replace(ctx context.Context, user ciam.UserID, hashes [][]byte, at time.Time) error
+	// Use spends the code whose hash is hash, with one conditional update.
+	// ErrNotFound if the user has no such unused code (unknown, or spent
+	// already: of racing callers exactly one succeeds).
+	Use(ctx context.Context, user ciam.UserID, hash []byte, at time.Time) error
+	// Remaining counts the user's unused codes.
+	Remaining(ctx context.Context, user ciam.UserID) (int, error)
+	// Delete drops the user's codes.
+	Delete(ctx context.Context, user ciam.UserID) error
+}
+
+// AuthFlows holds the tenant's short-lived authentication flows.
+type AuthFlows interface {
+	// Create stores f; ErrConflict if its id is taken.
+	Create(ctx context.Context, f *ciam.AuthFlow) error
+	// Get returns the flow, live or not; ErrNotFound if unknown.
+	Get(ctx context.Context, id string) (*ciam.AuthFlow, error)
+	// Attempt counts one code tried against a live flow that has had fewer
+	// than max attempts, before the code is compared. ErrConflict when the
+	// flow is not live at at or its attempts are used up; ErrNotFound if
+	// it does not exist.
+	Attempt(ctx context.Context, id string, max int, at time.Time) error
+	// Consume ends a live flow at at, in one conditional update: of racing
+	// completions exactly one succeeds. ErrConflict if it is used or
+	// expired at at; ErrNotFound if it does not exist.
+	Consume(ctx context.Context, id string, at time.Time) error
+	// DeleteExpired removes flows that expired before cutoff.
 	DeleteExpired(ctx context.Context, cutoff time.Time) (int, error)
 }

@@ -249,6 +249,10 @@ func (t *tx) Grants() store.Grants               { return grants{t} }
 func (t *tx) Nonces() store.Nonces               { return nonces{t} }
 func (t *tx) Outbox() store.Outbox               { return outbox{t} }
 func (t *tx) EmailTokens() store.EmailTokens     { return emailTokens{t} }
+func (t *tx) Passkeys() store.Passkeys           { return passkeys{t} }
+func (t *tx) TOTP() store.TOTP                   { return totp{t} }
+func (t *tx) RecoveryCodes() store.RecoveryCodes { return recoveryCodes{t} }
+func (t *tx) AuthFlows() store.AuthFlows         { return authFlows{t} }
 
 func (t *tx) exec(ctx context.Context, q query, args ...any) (sql.Result, error) {
 	if t.readOnly {

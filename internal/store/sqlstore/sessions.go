@@ -37,6 +37,12 @@ var (
 		WHERE tenant_id = ? AND user_id = ? AND id <> ?
 		AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?
 		RETURNING id`)
+	// Reauthenticate is one conditional update: the row moves from the
+	// presented hash to the next one, so of racing callers exactly one still
+	// finds the presented hash.
+	qSessionReauth = newQuery(`UPDATE sessions SET token_hash = ?, auth_time = ?, amr = ?, acr = ?
+		WHERE tenant_id = ? AND id = ? AND token_hash = ?
+		AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?`)
 	// The SELECT inserts nothing for a session or a client outside the
 	// tenant, so no foreign-key error aborts the transaction.
 	qSessionAddClient = newQuery(`INSERT INTO session_clients (tenant_id, session_id, client_id, created_at)
@@ -173,6 +179,35 @@ func (r sessions) RevokeAll(ctx context.Context, user ciam.UserID, keep ciam.Ses
 		return nil, r.db.wrap(err, "revoke sessions of user %s", user)
 	}
 	return ended, nil
+}
+
+func (r sessions) Reauthenticate(ctx context.Context, id ciam.SessionID, oldHash, newHash []byte, at time.Time, amr []string, acr string) error {
+	amr = append([]string(nil), amr...)
+	cleanStrings(amr)
+	enc, err := encodeStrings(amr)
+	if err != nil {
+		return err
+	}
+	t := micros(at)
+	// A new hash taken by another session is a unique violation: inside a
+	// savepoint, so the caller's transaction stays usable.
+	res, err := r.execUpdate(ctx, qSessionReauth, newHash, t, enc, cleanText(acr),
+		string(r.tenant), string(id), oldHash, t, t)
+	if err != nil {
+		return r.db.wrap(err, "reauthenticate session %s", id)
+	}
+	n, err := r.rowsAffected(res, "reauthenticate session %s", id)
+	if err != nil || n > 0 {
+		return err
+	}
+	s, err := scanSession(r.row(ctx, qSessionGet, string(r.tenant), string(id)))
+	if err != nil {
+		return r.db.wrap(err, "reauthenticate session %s", id)
+	}
+	if !s.Active(at) {
+		return notFoundf("reauthenticate session %s: no live session", id)
+	}
+	return conflictf("reauthenticate session %s: its token was rotated already", id)
 }
 
 func (r sessions) AddClient(ctx context.Context, session ciam.SessionID, client ciam.ClientID, at time.Time) error {

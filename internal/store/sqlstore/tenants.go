@@ -14,18 +14,18 @@ import (
 const tenantColumns = `id, slug, display_name, logo_url, primary_color, signup_open, listed, is_system,
 	password_min_length, mfa_policy, require_verified_email, session_idle_ns, session_absolute_ns,
 	email_verify_ttl_ns, password_reset_ttl_ns, login_link_ttl_ns, mail_settings,
-	created_at, updated_at, version`
+	reauth_ttl_ns, passkey_settings, created_at, updated_at, version`
 
 var (
 	qTenantInsert = newQuery(`INSERT INTO tenants (` + tenantColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`)
 	qTenantGet    = newQuery(`SELECT ` + tenantColumns + ` FROM tenants WHERE id = ?`)
 	qTenantUpdate = newQuery(`UPDATE tenants SET slug = ?, display_name = ?, logo_url = ?,
 		primary_color = ?, signup_open = ?, listed = ?, is_system = ?, password_min_length = ?,
 		mfa_policy = ?, require_verified_email = ?, session_idle_ns = ?, session_absolute_ns = ?,
 		email_verify_ttl_ns = ?, password_reset_ttl_ns = ?, login_link_ttl_ns = ?, mail_settings = ?,
-		updated_at = ?, version = version + 1
+		reauth_ttl_ns = ?, passkey_settings = ?, updated_at = ?, version = version + 1
 		WHERE id = ? AND version = ?`)
 	qTenantVersion = newQuery(`SELECT version FROM tenants WHERE id = ?`)
 	qTenantBySlug  = newQuery(`SELECT ` + tenantColumns + ` FROM tenants WHERE slug = ?`)
@@ -47,11 +47,15 @@ func (r tenants) Create(ctx context.Context, tn *ciam.Tenant) error {
 	if err != nil {
 		return err
 	}
+	passkeySettings, err := encodeTenantPasskeys(tn.Passkeys)
+	if err != nil {
+		return err
+	}
 	res, err := r.exec(ctx, qTenantInsert,
 		string(tn.ID), tn.Slug, tn.DisplayName, tn.LogoURL, tn.PrimaryColor, tn.SignupOpen, tn.Listed, tn.System,
 		tn.PasswordMinLength, tn.MFAPolicy, tn.RequireVerifiedEmail, int64(tn.SessionIdle), int64(tn.SessionAbsolute),
 		int64(tn.EmailVerifyTTL), int64(tn.PasswordResetTTL), int64(tn.LoginLinkTTL), mailSettings,
-		micros(tn.CreatedAt), micros(tn.UpdatedAt), tn.Version)
+		int64(tn.ReauthTTL), passkeySettings, micros(tn.CreatedAt), micros(tn.UpdatedAt), tn.Version)
 	if err != nil {
 		return r.db.wrap(err, "create tenant %s", tn.ID)
 	}
@@ -82,11 +86,15 @@ func (r tenants) Update(ctx context.Context, tn *ciam.Tenant) error {
 	if err != nil {
 		return err
 	}
+	passkeySettings, err := encodeTenantPasskeys(tn.Passkeys)
+	if err != nil {
+		return err
+	}
 	res, err := r.execUpdate(ctx, qTenantUpdate,
 		tn.Slug, tn.DisplayName, tn.LogoURL, tn.PrimaryColor, tn.SignupOpen, tn.Listed, tn.System,
 		tn.PasswordMinLength, tn.MFAPolicy, tn.RequireVerifiedEmail, int64(tn.SessionIdle), int64(tn.SessionAbsolute),
 		int64(tn.EmailVerifyTTL), int64(tn.PasswordResetTTL), int64(tn.LoginLinkTTL), mailSettings,
-		micros(updated), string(tn.ID), tn.Version)
+		int64(tn.ReauthTTL), passkeySettings, micros(updated), string(tn.ID), tn.Version)
 	if err != nil {
 		return r.db.wrap(err, "update tenant %s", tn.ID)
 	}
@@ -111,13 +119,14 @@ func scanTenant(s scanner) (*ciam.Tenant, error) {
 		tn                        ciam.Tenant
 		idle, absolute            int64
 		verifyTTL, resetTTL, link int64
-		mailSettings              string
+		reauth                    int64
+		mailSettings, passkeys    string
 		created, updated          int64
 	)
 	err := s.Scan(&tn.ID, &tn.Slug, &tn.DisplayName, &tn.LogoURL, &tn.PrimaryColor, &tn.SignupOpen, &tn.Listed, &tn.System,
 		&tn.PasswordMinLength, &tn.MFAPolicy, &tn.RequireVerifiedEmail, &idle, &absolute,
 		&verifyTTL, &resetTTL, &link, &mailSettings,
-		&created, &updated, &tn.Version)
+		&reauth, &passkeys, &created, &updated, &tn.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +134,12 @@ func scanTenant(s scanner) (*ciam.Tenant, error) {
 	if mailSettings != "" {
 		if err := json.Unmarshal([]byte(mailSettings), &tn.Mail); err != nil {
 			return nil, fmt.Errorf("tenant %s: mail settings: %w", tn.ID, err)
+		}
+	}
+	tn.ReauthTTL = time.Duration(reauth)
+	if passkeys != "" {
+		if err := json.Unmarshal([]byte(passkeys), &tn.Passkeys); err != nil {
+			return nil, fmt.Errorf("tenant %s: passkey settings: %w", tn.ID, err)
 		}
 	}
 	tn.SessionIdle, tn.SessionAbsolute = time.Duration(idle), time.Duration(absolute)
@@ -157,6 +172,21 @@ func encodeTenantMail(m ciam.TenantMail) (string, error) {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return "", fmt.Errorf("encode tenant mail settings: %w", err)
+	}
+	return string(b), nil
+}
+
+// encodeTenantPasskeys stores the default settings as ” and any others as JSON.
+func encodeTenantPasskeys(p ciam.TenantPasskeys) (string, error) {
+	if p.IsZero() {
+		return "", nil
+	}
+	p.RPID, p.UserVerification = cleanText(p.RPID), cleanText(p.UserVerification)
+	p.Origins = append([]string(nil), p.Origins...) // the caller's slice stays as it is
+	cleanStrings(p.Origins)
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", fmt.Errorf("encode tenant passkey settings: %w", err)
 	}
 	return string(b), nil
 }

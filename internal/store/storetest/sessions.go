@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -304,4 +306,85 @@ func sessionsUntrustedText(t *testing.T, s store.Store) {
 		wantEqual(t, "Get", got, storedSession(ss))
 		return nil
 	})
+}
+
+func getSession(t *testing.T, s store.Store, tenant ciam.TenantID, id ciam.SessionID) *ciam.Session {
+	t.Helper()
+	var got *ciam.Session
+	mustView(t, s, tenant, func(tx store.Tx) (err error) {
+		got, err = tx.Sessions().Get(t.Context(), id)
+		return err
+	})
+	return got
+}
+
+func sessionsReauthenticate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tn := newTenant(t, s, "acme")
+	u := newUser(t, s, tn.ID, "ada@example.com")
+	ss := newSession(t, s, tn.ID, u.ID, base())
+	at := base().Add(30 * time.Minute)
+	newHash := sha("rotated " + string(ss.ID))
+	reauth := func(id ciam.SessionID, oldHash, newHash []byte, at time.Time) error {
+		return s.Tx(ctx, tn.ID, func(tx store.Tx) error {
+			return tx.Sessions().Reauthenticate(ctx, id, oldHash, newHash, at, []string{"pwd", "otp", "mfa"}, "urn:gatehouse:aal2")
+		})
+	}
+	wantErr(t, "Reauthenticate", reauth(ss.ID, ss.TokenHash, newHash, at), nil)
+	want := storedSession(ss)
+	want.TokenHash, want.AuthTime = newHash, stored(at)
+	want.AMR, want.ACR = []string{"pwd", "otp", "mfa"}, "urn:gatehouse:aal2"
+	wantEqual(t, "Get after Reauthenticate", getSession(t, s, tn.ID, ss.ID), want)
+	mustView(t, s, tn.ID, func(tx store.Tx) error {
+		_, err := tx.Sessions().ByTokenHash(ctx, ss.TokenHash)
+		wantErr(t, "ByTokenHash of the old hash", err, store.ErrNotFound)
+		got, err := tx.Sessions().ByTokenHash(ctx, newHash)
+		if err != nil || got.ID != ss.ID {
+			t.Errorf("ByTokenHash of the new hash = %+v, %v", got, err)
+		}
+		return nil
+	})
+
+	// From the old hash again: a racing rotation, a conflict that changes nothing.
+	wantErr(t, "Reauthenticate from the old hash", reauth(ss.ID, ss.TokenHash, sha("other"), at.Add(time.Minute)), store.ErrConflict)
+	wantEqual(t, "Get after the refused Reauthenticate", getSession(t, s, tn.ID, ss.ID), want)
+	// A new hash that another session holds is a conflict that leaves the
+	// transaction usable.
+	other := newSession(t, s, tn.ID, u.ID, base())
+	mustTx(t, s, tn.ID, func(tx store.Tx) error {
+		err := tx.Sessions().Reauthenticate(ctx, ss.ID, newHash, other.TokenHash, at, []string{"pwd"}, "")
+		wantErr(t, "Reauthenticate to a taken hash", err, store.ErrConflict)
+		return tx.Sessions().Touch(ctx, ss.ID, at, at.Add(time.Hour))
+	})
+
+	// Not live at at: not found, whatever the hash.
+	wantErr(t, "Reauthenticate of an unknown session", reauth(ciam.SessionID(ciam.NewID()), newHash, sha("x"), at), store.ErrNotFound)
+	idle := newSession(t, s, tn.ID, u.ID, base())
+	wantErr(t, "Reauthenticate at the idle expiry", reauth(idle.ID, idle.TokenHash, sha("y"), idle.IdleExpiresAt), store.ErrNotFound)
+	wantErr(t, "Reauthenticate after the idle expiry with a stale hash", reauth(idle.ID, sha("stale"), sha("y"), idle.IdleExpiresAt), store.ErrNotFound)
+	mustTx(t, s, tn.ID, func(tx store.Tx) error { return tx.Sessions().Touch(ctx, other.ID, at, other.ExpiresAt.Add(time.Hour)) })
+	wantErr(t, "Reauthenticate at the absolute expiry", reauth(other.ID, other.TokenHash, sha("z"), other.ExpiresAt), store.ErrNotFound)
+	mustTx(t, s, tn.ID, func(tx store.Tx) error { return tx.Sessions().Revoke(ctx, u.ID, ss.ID, at.Add(time.Minute)) })
+	wantErr(t, "Reauthenticate of a revoked session", reauth(ss.ID, newHash, sha("w"), at.Add(2*time.Minute)), store.ErrNotFound)
+	wantEqual(t, "the idle session after the refused Reauthenticate", getSession(t, s, tn.ID, idle.ID), storedSession(idle))
+}
+
+func sessionsConcurrentReauthenticate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tn := newTenant(t, s, "acme")
+	u := newUser(t, s, tn.ID, "ada@example.com")
+	ss := newSession(t, s, tn.ID, u.ID, base())
+	hash := func(i int) []byte { return sha(fmt.Sprint("racer ", i)) }
+	errs := collect(racers, func(i int) error {
+		return s.Tx(ctx, tn.ID, func(tx store.Tx) error {
+			return tx.Sessions().Reauthenticate(ctx, ss.ID, ss.TokenHash, hash(i), base().Add(time.Minute), []string{"pwd", "otp"}, "")
+		})
+	})
+	wantOneWinner(t, "concurrent Reauthenticate", errs)
+	got := getSession(t, s, tn.ID, ss.ID)
+	for i, err := range errs {
+		if err == nil && !bytes.Equal(got.TokenHash, hash(i)) {
+			t.Errorf("the session holds %x, not the winner's hash", got.TokenHash)
+		}
+	}
 }

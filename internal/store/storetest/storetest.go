@@ -80,6 +80,8 @@ func cases() []testCase {
 		{"Sessions/DeleteExpired", sessionsDeleteExpired},
 		{"Sessions/UntrustedText", sessionsUntrustedText},
 		{"Sessions/LogoutClients", sessionsLogoutClients},
+		{"Sessions/Reauthenticate", sessionsReauthenticate},
+		{"Sessions/ConcurrentReauthenticate", sessionsConcurrentReauthenticate},
 
 		{"Audit/Chain", auditChain},
 		{"Audit/ListFilter", auditListFilter},
@@ -136,6 +138,24 @@ func cases() []testCase {
 		{"EmailTokens/AttemptLimit", emailTokensAttemptLimit},
 		{"EmailTokens/RevokeCountDelete", emailTokensRevokeCountDelete},
 
+		{"Passkeys/CreateGet", passkeysCreateGet},
+		{"Passkeys/RenameDelete", passkeysRenameDelete},
+		{"Passkeys/RecordUse", passkeysRecordUse},
+		{"Passkeys/ConcurrentRecordUse", passkeysConcurrentRecordUse},
+
+		{"TOTP/PutGetDelete", totpPutGetDelete},
+		{"TOTP/UseStep", totpUseStep},
+		{"TOTP/ConcurrentUseStep", totpConcurrentUseStep},
+
+		{"RecoveryCodes/ReplaceUse", recoveryCodesReplaceUse},
+		{"RecoveryCodes/ConcurrentUse", recoveryCodesConcurrentUse},
+
+		{"AuthFlows/CreateGet", authFlowsCreateGet},
+		{"AuthFlows/ConsumeOnce", authFlowsConsumeOnce},
+		{"AuthFlows/ConcurrentConsume", authFlowsConcurrentConsume},
+		{"AuthFlows/AttemptLimit", authFlowsAttemptLimit},
+		{"AuthFlows/DeleteExpired", authFlowsDeleteExpired},
+
 		{"Settings/PutGetDelete", settingsPutGetDelete},
 		{"Settings/PutIfAbsentRace", settingsPutIfAbsentRace},
 		{"Settings/DeleteRace", settingsDeleteRace},
@@ -160,6 +180,10 @@ func cases() []testCase {
 		{"Isolation/Nonces", isolationNonces},
 		{"Isolation/Outbox", isolationOutbox},
 		{"Isolation/EmailTokens", isolationEmailTokens},
+		{"Isolation/Passkeys", isolationPasskeys},
+		{"Isolation/TOTP", isolationTOTP},
+		{"Isolation/RecoveryCodes", isolationRecoveryCodes},
+		{"Isolation/AuthFlows", isolationAuthFlows},
 
 		{"Time/UTCRoundTrip", timeUTCRoundTrip},
 		{"Time/OAuthUTCRoundTrip", timeOAuthUTCRoundTrip},

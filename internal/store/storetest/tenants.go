@@ -97,6 +97,8 @@ func tenantsCreateGet(t *testing.T, s store.Store) {
 		RequireVerifiedEmail: true,
 		SessionIdle:          90*time.Minute + 1,
 		SessionAbsolute:      14 * 24 * time.Hour,
+		ReauthTTL:            5*time.Minute + 1,
+		Passkeys:             ciam.TenantPasskeys{RPID: "acme.example", Origins: []string{"https://login.acme.example"}, UserVerification: ciam.UVRequired},
 		CreatedAt:            base(),
 		UpdatedAt:            base().Add(time.Second),
 	}
@@ -176,6 +178,8 @@ func tenantsUpdate(t *testing.T, s store.Store) {
 	tn.SignupOpen = true
 	tn.PasswordMinLength = 9
 	tn.EmailVerifyTTL, tn.PasswordResetTTL, tn.LoginLinkTTL = 2*time.Hour, 15*time.Minute, 5*time.Minute
+	tn.ReauthTTL = 3 * time.Minute
+	tn.Passkeys = ciam.TenantPasskeys{RPID: "acme.test", Origins: []string{"https://a.acme.test", "https://b.acme.test"}}
 	tn.Mail = ciam.TenantMail{Host: "smtp.acme.test", Port: 2525, TLS: "tls", Username: "u", SealedPassword: []byte{1, 2, 3}, From: "Acme <no-reply@acme.test>"}
 	tn.UpdatedAt = base().Add(time.Hour)
 	mustTx(t, s, tn.ID, func(tx store.Tx) error { return tx.Tenant().Update(ctx, tn) })

@@ -276,6 +276,7 @@ func isolationSessions(t *testing.T, s store.Store) {
 			t.Errorf("ListActive from B = %d, %v; want none", len(live), err)
 		}
 		wantErr(t, "Revoke from B", tx.Sessions().Revoke(ctx, u.ID, ss.ID, now), store.ErrNotFound)
+		wantErr(t, "Reauthenticate from B", tx.Sessions().Reauthenticate(ctx, ss.ID, ss.TokenHash, sha("b"), now, []string{"pwd"}, ""), store.ErrNotFound)
 		ended, err := tx.Sessions().RevokeAll(ctx, u.ID, "", now)
 		if err != nil || len(ended) != 0 {
 			t.Errorf("RevokeAll from B = %v, %v; want none", ended, err)

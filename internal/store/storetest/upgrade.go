@@ -150,6 +150,7 @@ func Upgrade(t *testing.T, raw *sql.DB, dialect goose.Dialect, migrations fs.FS,
 	c := clientFixture("after-upgrade")
 	g := grantFixture(u.ID, c.ID, at, "openid")
 	rt := refreshFixture(c.ID, u.ID, "", "family", at)
+	pk := passkeyFixture(u.ID, at)
 	mustTx(t, s, tn.ID, func(tx store.Tx) error {
 		if err := tx.Clients().Create(ctx, c); err != nil {
 			return err
@@ -157,9 +158,19 @@ func Upgrade(t *testing.T, raw *sql.DB, dialect goose.Dialect, migrations fs.FS,
 		if err := tx.Grants().Put(ctx, g); err != nil {
 			return err
 		}
+		if err := tx.Passkeys().Create(ctx, pk); err != nil {
+			return err
+		}
+		if err := tx.TOTP().Put(ctx, totpFixture(u.ID, at)); err != nil {
+			return err
+		}
+		if err := tx.RecoveryCodes().Replace(ctx, u.ID, recoveryHashes("seeded ", 2), at); err != nil {
+			return err
+		}
 		return tx.RefreshTokens().Create(ctx, rt)
 	})
 	wantEqual(t, "refresh token of the seeded user", getRefresh(t, s, tn.ID, rt.Hash), storedRefresh(rt))
+	wantEqual(t, "passkey of the seeded user", passkeyByCredential(t, s, tn.ID, pk.CredentialID), storedPasskey(pk))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +189,10 @@ func Upgrade(t *testing.T, raw *sql.DB, dialect goose.Dialect, migrations fs.FS,
 	mustView(t, s, tn.ID, func(tx store.Tx) error {
 		_, err := tx.Clients().Get(ctx, c.ID)
 		wantErr(t, "client after down and up", err, store.ErrNotFound)
+		_, err = tx.Passkeys().ByCredentialID(ctx, pk.CredentialID)
+		wantErr(t, "passkey after down and up", err, store.ErrNotFound)
+		_, err = tx.TOTP().Get(ctx, u.ID)
+		wantErr(t, "TOTP authenticator after down and up", err, store.ErrNotFound)
 		return nil
 	})
 }
