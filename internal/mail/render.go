@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -33,11 +34,26 @@ const (
 	EmailChangeConfirm Kind = "email_change_confirm" // to the new address: link to confirm it
 	EmailChangeNotice  Kind = "email_change_notice"  // to the old address: link that undoes the change
 	Invitation         Kind = "invitation"           // link to accept an invitation
+	SecurityNotice     Kind = "security_notice"      // notice that a security setting changed (Data.Change); Link optional (where to act if it was not them)
 )
 
 // Kinds returns every message kind.
 func Kinds() []Kind {
-	return []Kind{VerifyEmail, PasswordReset, PasswordChanged, MagicLink, LoginCode, EmailChangeConfirm, EmailChangeNotice, Invitation}
+	return []Kind{VerifyEmail, PasswordReset, PasswordChanged, MagicLink, LoginCode, EmailChangeConfirm, EmailChangeNotice, Invitation, SecurityNotice}
+}
+
+// The changes a security_notice reports (Data.Change).
+const (
+	ChangeTOTPAdded      = "totp_added"      // an authenticator app was set up for two-step verification
+	ChangeTOTPRemoved    = "totp_removed"    // the authenticator app was removed
+	ChangeRecoveryCodes  = "recovery_codes"  // new recovery codes were created; the old ones no longer work
+	ChangePasskeyAdded   = "passkey_added"   // a passkey was added
+	ChangePasskeyRemoved = "passkey_removed" // a passkey was removed
+)
+
+// SecurityChanges returns every change a security_notice reports.
+func SecurityChanges() []string {
+	return []string{ChangeTOTPAdded, ChangeTOTPRemoved, ChangeRecoveryCodes, ChangePasskeyAdded, ChangePasskeyRemoved}
 }
 
 // Langs returns the languages templates exist in, the fallback first.
@@ -53,6 +69,7 @@ const (
 
 type kindSpec struct {
 	link, code need
+	change     need          // Data.Change, one of SecurityChanges
 	expiry     time.Duration // shown in the mail; 0: none
 }
 
@@ -74,6 +91,8 @@ func spec(k Kind) (kindSpec, bool) {
 		return kindSpec{link: required, expiry: 72 * time.Hour}, true
 	case Invitation:
 		return kindSpec{link: required, expiry: 7 * 24 * time.Hour}, true
+	case SecurityNotice:
+		return kindSpec{link: optional, change: required}, true
 	}
 	return kindSpec{}, false
 }
@@ -99,8 +118,8 @@ func BrandOf(t *ciam.Tenant) Brand {
 	return Brand{Slug: t.Slug, Name: t.DisplayName, LogoURL: t.LogoURL, Color: t.PrimaryColor}
 }
 
-// Data is what a template is filled with. Which of Link and Code a kind
-// needs is listed with the kinds.
+// Data is what a template is filled with. Which of Link, Code and Change a
+// kind needs is listed with the kinds.
 type Data struct {
 	Tenant Brand
 	Locale string // the recipient's BCP 47 locale; see Lang
@@ -113,6 +132,10 @@ type Data struct {
 	ExpiresIn time.Duration // validity of Link or Code; 0: the kind's DefaultExpiry
 	NewEmail  string        // email_change_notice: the new address, shown masked
 	Inviter   string        // invitation: who invited; may be empty
+	// Change is which change a security_notice reports: one of
+	// SecurityChanges ("totp_added", "totp_removed", "recovery_codes",
+	// "passkey_added", "passkey_removed"). Other kinds take none.
+	Change string
 }
 
 // NewData fills Data with the tenant's branding and the user's name,
@@ -220,19 +243,25 @@ func (r *Renderer) check(slug string) error {
 	var errs []error
 	for _, k := range Kinds() {
 		s, _ := spec(k)
+		changes := []string{""}
+		if s.change != no {
+			changes = SecurityChanges()
+		}
 		for _, l := range Langs() {
-			d := Data{
-				Tenant: Brand{Slug: slug, Name: "Example", LogoURL: "https://example.com/logo.png", Color: DefaultColor},
-				Locale: l, Name: "Ada", Email: "ada@example.com", NewEmail: "ada@example.org", Inviter: "Grace",
-			}
-			if s.link != no {
-				d.Link = "https://example.com/x"
-			}
-			if s.code != no {
-				d.Code = "123456"
-			}
-			if _, err := r.Render(k, d); err != nil {
-				errs = append(errs, err)
+			for _, c := range changes {
+				d := Data{
+					Tenant: Brand{Slug: slug, Name: "Example", LogoURL: "https://example.com/logo.png", Color: DefaultColor},
+					Locale: l, Name: "Ada", Email: "ada@example.com", NewEmail: "ada@example.org", Inviter: "Grace", Change: c,
+				}
+				if s.link != no {
+					d.Link = "https://example.com/x"
+				}
+				if s.code != no {
+					d.Code = "123456"
+				}
+				if _, err := r.Render(k, d); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 	}
@@ -253,6 +282,7 @@ type view struct {
 	Expires   string // "30 minutes", "30 Minuten"
 	NewEmail  string // masked
 	Inviter   string
+	Change    string // security_notice: one of SecurityChanges
 	HasLink   bool
 	HasCode   bool
 	HasExpiry bool
@@ -288,6 +318,14 @@ func (r *Renderer) Render(kind Kind, d Data) (*Rendered, error) {
 			return nil, fmt.Errorf("mail: %s: code %q refused: want six digits", kind, d.Code)
 		}
 	}
+	if d.Change != "" || s.change == required {
+		if s.change == no {
+			return nil, fmt.Errorf("mail: %s takes no change", kind)
+		}
+		if !slices.Contains(SecurityChanges(), d.Change) {
+			return nil, fmt.Errorf("mail: %s: change %q refused: want one of %s", kind, d.Change, strings.Join(SecurityChanges(), ", "))
+		}
+	}
 	if d.Tenant.Slug != "" && !ciam.ValidSlug(d.Tenant.Slug) {
 		return nil, fmt.Errorf("mail: tenant slug %q is not valid", d.Tenant.Slug)
 	}
@@ -306,6 +344,7 @@ func (r *Renderer) Render(kind Kind, d Data) (*Rendered, error) {
 		Name:  clip(oneLine(d.Name), 100), Email: oneLine(d.Email),
 		Link: d.Link, Code: d.Code, HasLink: d.Link != "", HasCode: d.Code != "",
 		NewEmail: maskEmail(oneLine(d.NewEmail)), Inviter: clip(oneLine(d.Inviter), 100),
+		Change: d.Change,
 	}
 	if s.expiry > 0 {
 		v.Expires, v.HasExpiry = HumanDuration(expires, lang), true

@@ -34,6 +34,8 @@ func data(kind mail.Kind, locale string) mail.Data {
 		d.NewEmail = "ada.new@example.org"
 	case mail.Invitation:
 		d.Inviter = "Grace Hopper"
+	case mail.SecurityNotice:
+		d.Change = mail.ChangePasskeyAdded
 	}
 	return d
 }
@@ -139,6 +141,77 @@ func TestRenderEveryKind(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestRenderSecurityNotice(t *testing.T) {
+	r := renderer(t, "")
+	want := map[string]map[string]struct{ subject, body string }{
+		"en": {
+			"totp_added":      {"An authenticator app was set up for your Acme Shop account", "An authenticator app was just set up for two-step verification"},
+			"totp_removed":    {"The authenticator app was removed from your Acme Shop account", "The authenticator app for two-step verification was just removed"},
+			"recovery_codes":  {"New recovery codes were created for your Acme Shop account", "The old recovery codes no longer work."},
+			"passkey_added":   {"A passkey was added to your Acme Shop account", "A passkey was just added to your account."},
+			"passkey_removed": {"A passkey was removed from your Acme Shop account", "A passkey was just removed from your account."},
+		},
+		"de": {
+			"totp_added":      {"Für Ihr Konto bei Acme Shop wurde eine Authenticator-App eingerichtet", "eine Authenticator-App für die Anmeldung in zwei Schritten eingerichtet"},
+			"totp_removed":    {"Die Authenticator-App wurde aus Ihrem Konto bei Acme Shop entfernt", "Die Authenticator-App für die Anmeldung in zwei Schritten wurde soeben aus Ihrem Konto entfernt."},
+			"recovery_codes":  {"Für Ihr Konto bei Acme Shop wurden neue Wiederherstellungscodes erstellt", "Die bisherigen Wiederherstellungscodes sind nicht mehr gültig."},
+			"passkey_added":   {"Ihrem Konto bei Acme Shop wurde ein Passkey hinzugefügt", "Ihrem Konto wurde soeben ein Passkey hinzugefügt."},
+			"passkey_removed": {"Aus Ihrem Konto bei Acme Shop wurde ein Passkey entfernt", "Aus Ihrem Konto wurde soeben ein Passkey entfernt."},
+		},
+	}
+	advice := map[string][]string{
+		"en": {"If you made this change, there is nothing to do.", "reset your password now", "check the active sessions and the security settings of your account"},
+		"de": {"Wenn Sie das waren, müssen Sie nichts tun.", "setzen Sie Ihr Passwort jetzt zurück", "prüfen Sie die aktiven Sitzungen und die Sicherheitseinstellungen Ihres Kontos"},
+	}
+	if len(mail.SecurityChanges()) != len(want["en"]) {
+		t.Fatalf("SecurityChanges() = %q; the test knows %d", mail.SecurityChanges(), len(want["en"]))
+	}
+	for _, lang := range mail.Langs() {
+		for _, change := range mail.SecurityChanges() {
+			for _, link := range []string{"", "https://id.acme.test/t/acme/forgot"} {
+				t.Run(lang+"/"+change+"/link="+link, func(t *testing.T) {
+					w, ok := want[lang][change]
+					if !ok {
+						t.Fatalf("no expected text for %s/%s", lang, change)
+					}
+					d := data(mail.SecurityNotice, lang)
+					d.Change, d.Link = change, link
+					out, err := r.Render(mail.SecurityNotice, d)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if out.Subject != w.subject {
+						t.Errorf("subject %q, want %q", out.Subject, w.subject)
+					}
+					for part, body := range map[string]string{"text": out.Text, "html": html.UnescapeString(out.HTML)} {
+						for _, s := range append([]string{w.body}, advice[lang]...) {
+							if !strings.Contains(body, s) {
+								t.Errorf("%s part lacks %q:\n%s", part, s, body)
+							}
+						}
+						// Only the one change is reported.
+						for other, o := range want[lang] {
+							if other != change && strings.Contains(body, o.body) {
+								t.Errorf("%s part of %s also reports %s", part, change, other)
+							}
+						}
+					}
+					if link == "" && strings.Contains(out.HTML, "href=") {
+						t.Errorf("a link without Link:\n%s", out.HTML)
+					}
+					if link != "" && (!strings.Contains(out.Text, link) || !strings.Contains(out.HTML, `href="`+link+`"`)) {
+						t.Errorf("the link is missing:\n%s\n%s", out.Text, out.HTML)
+					}
+					checkResources(t, out.HTML, link, "https://cdn.acme.test/logo.png")
+				})
+			}
+		}
+	}
+	if mail.SecurityNotice.DefaultExpiry() != 0 {
+		t.Error("security_notice mentions an expiry")
 	}
 }
 
@@ -253,6 +326,21 @@ func TestRenderRefuses(t *testing.T) {
 	d.Link = "https://id.example.com/x"
 	if _, err := r.Render(mail.LoginCode, d); err == nil {
 		t.Error("a link on login_code accepted")
+	}
+	for _, change := range []string{"", "nonsense", "TOTP_ADDED", "totp_added ", "password_changed"} {
+		d := data(mail.SecurityNotice, "en")
+		d.Change = change
+		_, err := r.Render(mail.SecurityNotice, d)
+		if err == nil {
+			t.Errorf("change %q accepted", change)
+		} else if !strings.Contains(err.Error(), "security_notice: change") || !strings.Contains(err.Error(), "totp_added") {
+			t.Errorf("change %q: unclear error %q", change, err)
+		}
+	}
+	d = data(mail.PasswordChanged, "en")
+	d.Change = mail.ChangeTOTPAdded
+	if _, err := r.Render(mail.PasswordChanged, d); err == nil {
+		t.Error("a change on password_changed accepted")
 	}
 	if _, err := r.Render("nonsense", data(mail.MagicLink, "en")); err == nil {
 		t.Error("unknown kind accepted")

@@ -44,6 +44,7 @@ type Message struct {
 	Code      string      // a six-digit code, or empty
 	ExpiresIn time.Duration
 	NewEmail  string // email_change_notice: the new address
+	Change    string // security_notice: which change, one of mail.SecurityChanges
 }
 
 // PasswordChanged is the notice that u's password changed, with a link to
@@ -52,6 +53,16 @@ func PasswordChanged(t *ciam.Tenant, u *ciam.User) Message {
 	return Message{
 		Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
 		Path: "/t/" + t.Slug + "/forgot",
+	}
+}
+
+// SecurityChanged is the notice that a security setting of u's account
+// changed (change is one of mail.SecurityChanges, such as "totp_added"),
+// with a link to reset the password should the change not be theirs.
+func SecurityChanged(t *ciam.Tenant, u *ciam.User, change string) Message {
+	return Message{
+		Kind: mail.SecurityNotice, UserID: u.ID, To: u.Email, Name: u.Name, Locale: u.Locale,
+		Path: "/t/" + t.Slug + "/forgot", Change: change,
 	}
 }
 
@@ -66,6 +77,7 @@ type payload struct {
 	Sealed    []byte        `json:"sealed,omitempty"` // secrets{} under the KEK
 	ExpiresIn time.Duration `json:"expires_in,omitempty"`
 	NewEmail  string        `json:"new_email,omitempty"`
+	Change    string        `json:"change,omitempty"`
 }
 
 type secrets struct {
@@ -103,7 +115,7 @@ func sealContext(t ciam.TenantID) string { return "mail secret\x00" + string(t) 
 func (m *Mailer) Queue(ctx context.Context, tx store.Tx, t *ciam.Tenant, msg Message, now time.Time) error {
 	p := payload{
 		Kind: msg.Kind, UserID: msg.UserID, To: msg.To, Name: msg.Name, Locale: msg.Locale,
-		Path: msg.Path, ExpiresIn: msg.ExpiresIn, NewEmail: msg.NewEmail,
+		Path: msg.Path, ExpiresIn: msg.ExpiresIn, NewEmail: msg.NewEmail, Change: msg.Change,
 	}
 	if msg.LinkToken != "" || msg.Code != "" {
 		b, err := json.Marshal(secrets{LinkToken: msg.LinkToken, Code: msg.Code})
@@ -151,7 +163,7 @@ func (m *Mailer) Render(t *ciam.Tenant, om *ciam.OutboxMessage) (*Preview, error
 	}
 	d := mail.Data{
 		Tenant: mail.BrandOf(t), Locale: p.Locale, Name: p.Name, Email: p.To,
-		Code: sec.Code, ExpiresIn: p.ExpiresIn, NewEmail: p.NewEmail,
+		Code: sec.Code, ExpiresIn: p.ExpiresIn, NewEmail: p.NewEmail, Change: p.Change,
 	}
 	if p.Path != "" {
 		if !strings.HasPrefix(p.Path, "/") {

@@ -59,6 +59,52 @@ func TestQueueSealsAndRenderOpens(t *testing.T) {
 	}
 }
 
+func TestSecurityChanged(t *testing.T) {
+	e := testenv.New(t)
+	tn, _ := e.Server.Tenants.BySlug(context.Background(), "default")
+	u := &ciam.User{ID: "u-ann", Email: "ann@example.com", Name: "Ann", Locale: "de-AT"}
+	msg := notify.SecurityChanged(tn, u, mail.ChangeRecoveryCodes)
+	if msg.Kind != mail.SecurityNotice || msg.Change != "recovery_codes" || msg.Path != "/t/default/forgot" || msg.To != u.Email || msg.UserID != u.ID {
+		t.Fatalf("message %+v", msg)
+	}
+	om := queue(t, e, tn, msg)
+	var p map[string]any
+	if err := json.Unmarshal(om.Payload, &p); err != nil || p["change"] != "recovery_codes" || p["sealed"] != nil {
+		t.Errorf("payload %s", om.Payload)
+	}
+	pv, err := e.Server.Mailer.Render(tn, om)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := tn.DisplayName
+	if name == "" {
+		name = tn.Slug
+	}
+	link := e.URL + "/t/default/forgot"
+	if pv.Kind != mail.SecurityNotice || pv.UserID != u.ID || pv.Link != link || pv.Rendered.Lang != "de" {
+		t.Errorf("preview: kind %q user %q link %q lang %q", pv.Kind, pv.UserID, pv.Link, pv.Rendered.Lang)
+	}
+	if want := "Für Ihr Konto bei " + name + " wurden neue Wiederherstellungscodes erstellt"; pv.Rendered.Subject != want {
+		t.Errorf("subject %q, want %q", pv.Rendered.Subject, want)
+	}
+	for _, s := range []string{"Hallo Ann,", "Die bisherigen Wiederherstellungscodes sind nicht mehr gültig.", "Wenn Sie das waren, müssen Sie nichts tun.", link} {
+		if !strings.Contains(pv.Rendered.Text, s) {
+			t.Errorf("text lacks %q:\n%s", s, pv.Rendered.Text)
+		}
+	}
+	if strings.Contains(pv.Rendered.Text, "Passkey") {
+		t.Errorf("text reports another change:\n%s", pv.Rendered.Text)
+	}
+
+	// A change the templates do not know is dead-lettered, not sent blank.
+	p["change"] = "password_guessed"
+	bad := *om
+	bad.Payload, _ = json.Marshal(p)
+	if _, err := e.Server.Mailer.Render(tn, &bad); !outbox.IsPermanent(err) {
+		t.Errorf("unknown change: %v, want a permanent error", err)
+	}
+}
+
 func TestDeliverFailures(t *testing.T) {
 	e := testenv.New(t)
 	ctx := context.Background()
