@@ -46,6 +46,18 @@ const (
 	EmailChanged           = "email.changed"
 	EmailChangeUndone      = "email_change.undone"
 	EmailTokenRefused      = "email_token.refused"
+
+	// Second factors and passkeys.
+	LoginSecondFactor      = "login.second_factor_required" // the first factor passed; a second one is asked for
+	SessionReauthenticated = "session.reauthenticated"      // the user proved again who they are (Data: method, acr)
+	TOTPAdded              = "mfa.totp_added"
+	TOTPRemoved            = "mfa.totp_removed"
+	RecoveryCodesCreated   = "mfa.recovery_codes_created"
+	RecoveryCodeUsed       = "mfa.recovery_code_used"
+	PasskeyAdded           = "passkey.added"
+	PasskeyRenamed         = "passkey.renamed"
+	PasskeyRemoved         = "passkey.removed"
+	PasskeyRefused         = "passkey.refused" // a ceremony that failed a check (Data: reason), e.g. a counter that went backwards
 )
 
 // Meta is what a request tells about who made it.

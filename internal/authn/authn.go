@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
+	"github.com/gatehouse-id/gatehouse/internal/authn/passkey"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -58,6 +59,12 @@ type Service struct {
 	// CodeKey keys the hashes of mailed six-digit codes (32 bytes, derived
 	// from the key-encryption key).
 	CodeKey []byte
+	// KEK is the key-encryption key: TOTP secrets and passkey ceremony
+	// states are sealed under it, recovery codes hashed under a key derived
+	// from it.
+	KEK []byte
+	// Passkeys builds each tenant's WebAuthn relying party.
+	Passkeys *passkey.Cache
 }
 
 // Result is a started session.
@@ -68,6 +75,10 @@ type Result struct {
 	// Verify binds the verification code mailed at sign-up to this browser,
 	// for tenants that require a verified address before the first login.
 	Verify Binding
+	// Pending binds a login that waits for its second factor to this
+	// browser (Session is nil); Enrol says the user must add one first.
+	Pending Binding
+	Enrol   bool
 }
 
 // SignUpInput is what a person enters to create an account.
@@ -102,11 +113,6 @@ func (s *Service) SignUp(ctx context.Context, t *ciam.Tenant, in SignUpInput, m 
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
 	res := &Result{User: u}
-	waits := t.RequireVerifiedEmail
-	if !waits {
-		res.Session, res.Token = s.Sessions.New(t, u.ID, []string{"pwd"}, m)
-		u.LastLoginAt = now
-	}
 	binding := newBinding()
 	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
 		if err := tx.Users().Create(ctx, u); err != nil {
@@ -114,11 +120,6 @@ func (s *Service) SignUp(ctx context.Context, t *ciam.Tenant, in SignUpInput, m 
 		}
 		if err := tx.Passwords().Set(ctx, u.ID, hash, now); err != nil {
 			return err
-		}
-		if res.Session != nil {
-			if err := tx.Sessions().Create(ctx, res.Session); err != nil {
-				return err
-			}
 		}
 		if err := audit.Record(ctx, tx, now, audit.UserSignup, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, u.Email, map[string]string{"method": "password"}); err != nil {
 			return err
@@ -128,6 +129,16 @@ func (s *Service) SignUp(ctx context.Context, t *ciam.Tenant, in SignUpInput, m 
 			return err
 		}
 		binding.TokenID = in.token.ID
+		if t.RequireVerifiedEmail {
+			return nil // the first login waits for the address
+		}
+		// A tenant that requires a second factor has the new user add one
+		// before the session starts.
+		r, err := s.establish(ctx, tx, t, u, []string{"pwd"}, "password", m, now, nil)
+		if err != nil {
+			return err
+		}
+		res.Session, res.Token, res.Pending, res.Enrol = r.Session, r.Token, r.Pending, r.Enrol
 		return nil
 	})
 	if errors.Is(err, store.ErrConflict) {
@@ -261,22 +272,16 @@ func (s *Service) Login(ctx context.Context, t *ciam.Tenant, email, pw string, m
 	s.Accounts.Reset(acctKey)
 
 	now := s.Now().UTC()
-	sess, token := s.Sessions.New(t, u.ID, []string{"pwd"}, m)
 	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
-		if err := tx.Sessions().Create(ctx, sess); err != nil {
-			return err
-		}
-		if err := tx.Users().RecordLogin(ctx, u.ID, now); err != nil {
-			return err
-		}
-		return audit.Record(ctx, tx, now, audit.LoginSucceeded, string(u.ID), string(sess.ID), ciam.OutcomeSuccess, u, m, "", map[string]string{"method": "password"})
+		var err error
+		res, err = s.establish(ctx, tx, t, u, []string{"pwd"}, "password", m, now, nil)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
-	u.LastLoginAt = now
 	outcome = OutcomeOK
-	return &Result{User: u, Session: sess, Token: token}, nil
+	return res, nil
 }
 
 // recordFailure appends a login.failure event. A failure to record is logged,

@@ -285,19 +285,7 @@ func (s *Service) emailSessionTx(ctx context.Context, tx store.Tx, t *ciam.Tenan
 	if _, err := markVerified(ctx, tx, u, r.token, now); err != nil {
 		return nil, err
 	}
-	sess, token := s.Sessions.New(t, u.ID, EmailAMR, m)
-	if err := tx.Sessions().Create(ctx, sess); err != nil {
-		return nil, err
-	}
-	if err := tx.Users().RecordLogin(ctx, u.ID, now); err != nil {
-		return nil, err
-	}
-	if err := audit.Record(ctx, tx, now, audit.LoginSucceeded, string(u.ID), string(sess.ID), ciam.OutcomeSuccess, u, m, "",
-		map[string]string{"method": "email_" + r.token.Data, "via": via}); err != nil {
-		return nil, err
-	}
-	u.LastLoginAt = now
-	return &Result{User: u, Session: sess, Token: token}, nil
+	return s.establish(ctx, tx, t, u, EmailAMR, "email_"+r.token.Data, m, now, map[string]string{"via": via})
 }
 
 // ErrEmailUnchanged refuses an email change to the current address.

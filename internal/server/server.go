@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
+	"github.com/gatehouse-id/gatehouse/internal/authn/passkey"
 	"github.com/gatehouse-id/gatehouse/internal/authn/password"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 	"github.com/gatehouse-id/gatehouse/internal/client"
@@ -155,8 +156,9 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	an := &authn.Service{
 		Store: st, Hasher: hasher, Policy: policy.Check, Sessions: sessions,
 		Accounts: accountLimits, Sources: sourceLimits,
-		Now: cfg.Now, Log: cfg.Log,
-		OnLogin: func(outcome string) { logins.WithLabelValues(outcome).Inc() },
+		Now: cfg.Now, Log: cfg.Log, KEK: cfg.KEK,
+		Passkeys: &passkey.Cache{PublicURL: cfg.PublicURL.String(), Now: cfg.Now},
+		OnLogin:  func(outcome string) { logins.WithLabelValues(outcome).Inc() },
 	}
 	km := &keys.Manager{Store: st, KEK: cfg.KEK, Now: cfg.Now}
 	if err := km.Check(); err != nil {
@@ -353,6 +355,9 @@ func (s *Server) sweepTenant(ctx context.Context, t ciam.TenantID) error {
 			return err
 		}
 		if _, err := tx.RefreshTokens().DeleteExpired(ctx, cutoff); err != nil {
+			return err
+		}
+		if _, err := tx.AuthFlows().DeleteExpired(ctx, cutoff); err != nil {
 			return err
 		}
 		_, err := tx.Nonces().DeleteExpired(ctx, now)

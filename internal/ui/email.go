@@ -356,22 +356,17 @@ func (h *Handler) confirmLoginLink(w http.ResponseWriter, r *http.Request) error
 }
 
 func (h *Handler) finishEmailLogin(w http.ResponseWriter, r *http.Request, t *ciam.Tenant, res *authn.Result, next string) error {
-	if old, _, err := h.current(r, t); err == nil && old != nil {
-		if err := h.Sessions.End(r.Context(), t, old, h.meta(r)); err != nil {
-			return err
-		}
-	}
 	h.clearFlow(w, t, flowLogin)
-	h.setSessionCookie(w, t, res)
-	h.CSRF.Rotate(w)
-	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)
-	return nil
+	return h.loggedIn(w, r, t, res, next)
 }
 
 func (h *Handler) changeEmail(w http.ResponseWriter, r *http.Request) error {
 	t, s, u, ok, err := h.authedPost(w, r)
 	if !ok {
 		return err
+	}
+	if !h.Authn.Recent(t, s) {
+		return h.toConfirm(w, r, t, "/t/"+t.Slug+"/account")
 	}
 	newEmail := r.PostFormValue("new_email")
 	err = h.Authn.RequestEmailChange(r.Context(), t, u, r.PostFormValue("email_password"), newEmail, h.meta(r))

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 )
 
@@ -18,18 +19,34 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages; each is parsed with the layout and the field partial.
-var pageNames = []string{"landing", "signup", "login", "account", "logout", "error", "setup", "admin", "consent", "email", "admin_mail"}
+var pageNames = []string{"landing", "signup", "login", "account", "logout", "error", "setup", "admin", "consent", "email", "admin_mail", "mfa"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, n := range pageNames {
-		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/field.html", "templates/"+n+".html")
+		t, err := template.New(n).Funcs(template.FuncMap{"dict": dict}).ParseFS(templateFS, "templates/layout.html", "templates/field.html", "templates/"+n+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse page %s: %w", n, err)
 		}
 		out[n] = t
 	}
 	return out, nil
+}
+
+// dict builds the argument of a partial from key/value pairs.
+func dict(kv ...any) (map[string]any, error) {
+	if len(kv)%2 != 0 {
+		return nil, fmt.Errorf("dict: odd number of arguments")
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+		}
+		m[k] = kv[i+1]
+	}
+	return m, nil
 }
 
 // page is what every template sees.
@@ -46,8 +63,13 @@ type page struct {
 	Errors map[string]string // field name -> message
 	Form   map[string]string // values to show again
 	Data   any
-	Grants []grantView    // the account page's connected applications
-	params map[string]any // values for translated error messages
+	Grants []grantView // the account page's connected applications
+	// Security is the account page's second factors and passkeys.
+	Security *securityView
+	// Passkey is the login page's passkey ceremony (button and autofill).
+	Passkey *authn.Ceremony
+	Nonce   string         // the script nonce of pages that run passkey.js
+	params  map[string]any // values for translated error messages
 }
 
 type langLink struct {

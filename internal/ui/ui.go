@@ -86,6 +86,7 @@ func (h *Handler) Mount(m *web.Mux) {
 	m.Handle("POST /t/{tenant}/consent", h.consent)
 	m.Handle("POST /t/{tenant}/account/grants/{client}/revoke", h.revokeGrant)
 	h.mountEmail(m)
+	h.mountMFA(m)
 	m.Handle("GET /setup", h.setupForm)
 	m.Handle("POST /setup", h.setup)
 	m.Handle("GET /admin", h.adminHome)
@@ -247,6 +248,9 @@ func (h *Handler) signupForm(w http.ResponseWriter, r *http.Request) error {
 	p.CSRF = h.CSRF.Token(w, r)
 	p.Form["next"] = r.URL.Query().Get("next")
 	p.Form["email"] = r.URL.Query().Get("login_hint")
+	if h.Authn.PasskeysOn(t) {
+		p.Form["passkeys"] = "on"
+	}
 	return h.render(w, r, http.StatusOK, "signup", p)
 }
 
@@ -267,10 +271,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/t/"+t.Slug+"/verify?sent=1", http.StatusSeeOther)
 		return nil
 	}
-	h.setSessionCookie(w, t, res)
-	h.CSRF.Rotate(w)
-	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)
-	return nil
+	return h.loggedIn(w, r, t, res, next)
 }
 
 // formError shows a form again with the error on its field. Errors a form
@@ -302,10 +303,10 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, safeNext(t, r.URL.Query().Get("next")), http.StatusSeeOther)
 		return nil
 	}
-	p := h.newPage(r, t, "login.title")
-	p.CSRF = h.CSRF.Token(w, r)
-	p.Form["next"] = r.URL.Query().Get("next")
-	p.Form["email"] = r.URL.Query().Get("login_hint")
+	p, err := h.loginPage(w, r, t, map[string]string{"next": r.URL.Query().Get("next"), "email": r.URL.Query().Get("login_hint")})
+	if err != nil {
+		return err
+	}
 	switch {
 	case r.URL.Query().Has("loggedout"):
 		p.Notice = p.T("login.logged_out")
@@ -338,19 +339,45 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if err != nil {
-		return h.formError(w, r, t, "login", "login.title", err, map[string]string{"email": email, "next": next})
+		return h.loginError(w, r, t, err, map[string]string{"email": email, "next": next})
 	}
-	// The session is rotated: a session this browser had before ends, so no
-	// identifier outlives the login that replaced it.
-	if old, _, err := h.current(r, t); err == nil && old != nil {
-		if err := h.Sessions.End(r.Context(), t, old, h.meta(r)); err != nil {
-			return err
-		}
+	return h.loggedIn(w, r, t, res, next)
+}
+
+// loginPage is the login form with a passkey ceremony for the passkey
+// button and for autofill in the email field.
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, t *ciam.Tenant, form map[string]string) (*page, error) {
+	p := h.newPage(r, t, "login.title")
+	p.CSRF = h.CSRF.Token(w, r)
+	for k, v := range form {
+		p.Form[k] = v
 	}
-	h.setSessionCookie(w, t, res)
-	h.CSRF.Rotate(w)
-	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)
-	return nil
+	c, err := h.Authn.BeginPasskeyLogin(t)
+	if err != nil {
+		return nil, err
+	}
+	p.Passkey, p.Nonce = c, web.CSPNonce(r.Context())
+	return p, nil
+}
+
+// loginError shows the login form again with the error.
+func (h *Handler) loginError(w http.ResponseWriter, r *http.Request, t *ciam.Tenant, err error, form map[string]string) error {
+	e := ciam.As(err)
+	if e == nil || e.Kind == ciam.Internal || e.Kind == ciam.Unavailable || e.Kind == ciam.NotFound || e.Code == "csrf_failed" {
+		return err
+	}
+	p, perr := h.loginPage(w, r, t, form)
+	if perr != nil {
+		return perr
+	}
+	p.setError(e)
+	if e.Field == "" && p.Error == "" {
+		p.Error = p.message(e)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(e.RetryAfter))
+	}
+	return h.render(w, r, web.Status(e.Kind), "login", p)
 }
 
 func (h *Handler) logoutForm(w http.ResponseWriter, r *http.Request) error {
@@ -419,6 +446,8 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) error {
 		p.Notice = p.T("account.email_change_sent")
 	case "email_changed":
 		p.Notice = p.T("account.email_changed")
+	case "totp_added", "totp_removed", "codes", "passkey_added", "passkey_renamed", "passkey_removed":
+		p.Notice = p.T("account.done_" + r.URL.Query().Get("done"))
 	}
 	return h.render(w, r, http.StatusOK, "account", p)
 }
@@ -445,6 +474,10 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request, t *ciam.Te
 	if p.Grants, err = h.grantViews(r, t, u, p); err != nil {
 		return nil, err
 	}
+	if p.Security, err = h.securityView(r, t, s, u); err != nil {
+		return nil, err
+	}
+	p.Nonce = p.Security.Nonce
 	return p, nil
 }
 
@@ -493,6 +526,9 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) error {
 	t, s, u, ok, err := h.authedPost(w, r)
 	if !ok {
 		return err
+	}
+	if !h.Authn.Recent(t, s) {
+		return h.toConfirm(w, r, t, "/t/"+t.Slug+"/account")
 	}
 	err = h.Users.ChangePassword(r.Context(), t, u.ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"), s.ID, h.meta(r))
 	if err != nil {
