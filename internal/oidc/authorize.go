@@ -31,6 +31,7 @@ type authRequest struct {
 	loginHint   string
 	idTokenHint string
 	uiLocales   string
+	wantMFA     bool // acr_values asks for multi-factor and nothing less
 }
 
 // pageError is an authorization error shown on a page, never redirected:
@@ -147,6 +148,13 @@ func (h *Handler) validate(t *ciam.Tenant, req *authRequest, p url.Values) error
 		}
 		req.maxAge = n
 	}
+	if acr := get("acr_values"); acr != "" {
+		// Voluntary (OpenID Connect Core 3.1.2.1): unknown values are
+		// ignored; multi-factor is required when it is asked for and
+		// single-factor is not offered as an alternative.
+		vals := strings.Fields(acr)
+		req.wantMFA = slices.Contains(vals, ACRMultiFactor) && !slices.Contains(vals, ACRSingleFactor)
+	}
 	req.loginHint, req.idTokenHint, req.uiLocales = get("login_hint"), get("id_token_hint"), get("ui_locales")
 	if len(req.loginHint) > 320 {
 		return oauth.InvalidRequest("login_hint is too long.")
@@ -164,11 +172,8 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, t *ciam.Tenant
 	}
 	promptNone := slices.Contains(req.prompt, "none")
 	needLogin := s == nil || slices.Contains(req.prompt, "login")
-	// max_age=0 is prompt=login (OpenID Connect Core 3.1.2.1); otherwise the
-	// login is too old when more than max_age seconds passed on the
-	// server's clock.
-	if s != nil && req.maxAge >= 0 && (req.maxAge == 0 || h.now().Sub(s.AuthTime) > time.Duration(req.maxAge)*time.Second) {
-		needLogin = true
+	if s != nil && req.maxAge == 0 {
+		needLogin = true // max_age=0 is prompt=login (OpenID Connect Core 3.1.2.1)
 	}
 	if s != nil && req.idTokenHint != "" {
 		sub, err := h.hintSubject(ctx, t, req.idTokenHint)
@@ -184,6 +189,26 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, t *ciam.Tenant
 			return h.fail(w, r, t, req, oauth.LoginRequired("The user is not logged in."))
 		}
 		return h.toLogin(w, r, t, req, p)
+	}
+	// Step-up without logging out: a login older than max_age seconds (on
+	// the server's clock) is confirmed again, and a client that asks for
+	// multi-factor gets the missing factor, on the confirmation page of
+	// the same session. It returns here with the session renewed.
+	stale := req.maxAge > 0 && h.now().Sub(s.AuthTime) > time.Duration(req.maxAge)*time.Second
+	weak := req.wantMFA && s.ACR != ciam.ACRMultiFactor
+	if stale || weak {
+		if promptNone {
+			if stale {
+				return h.fail(w, r, t, req, oauth.LoginRequired("The user's login is older than max_age."))
+			}
+			return h.fail(w, r, t, req, oauth.New("interaction_required", "The user must pass a second factor."))
+		}
+		q := url.Values{"next": {"/t/" + t.Slug + "/authorize?" + p.Encode()}}
+		if weak {
+			q.Set("acr", "2")
+		}
+		http.Redirect(w, r, "/t/"+t.Slug+"/confirm?"+q.Encode(), http.StatusSeeOther)
+		return nil
 	}
 
 	if !req.client.FirstParty {
@@ -238,7 +263,7 @@ func (h *Handler) toLogin(w http.ResponseWriter, r *http.Request, t *ciam.Tenant
 	if req.loginHint != "" {
 		extra.Set("login_hint", req.loginHint)
 	}
-	if slices.Contains(req.prompt, "login") || req.maxAge >= 0 || req.idTokenHint != "" {
+	if slices.Contains(req.prompt, "login") || req.maxAge == 0 || req.idTokenHint != "" {
 		extra.Set("force", "1")
 	}
 	for _, l := range strings.Fields(req.uiLocales) {

@@ -8,11 +8,12 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 )
 
-// ACR values, in discovery and in tokens. aal1: one factor (a password, a
-// magic link); aal2: two factors.
+// ACR values, in discovery and in tokens (see ciam.ACRSingleFactor):
+// aal1 is one factor (a password, a mailed link or code, a passkey that
+// did not verify its user); aal2 is two factors or a passkey that did.
 const (
-	ACRSingleFactor = "urn:gatehouse:aal1"
-	ACRMultiFactor  = "urn:gatehouse:aal2"
+	ACRSingleFactor = ciam.ACRSingleFactor
+	ACRMultiFactor  = ciam.ACRMultiFactor
 )
 
 // metadata builds the provider's metadata document for tenant t.

@@ -151,6 +151,10 @@ type flowOpts struct {
 	login   bool   // log in with testEmail/testPassword when the login page shows
 	email   string // another login email
 	consent string // "allow" or "deny" on the consent page; "" stops there
+	// code gives a TOTP code for the second step and the confirmation
+	// page; nil stops there. Without it the confirmation page is passed
+	// with the password when login is set.
+	code func() string
 }
 
 // flowResult is where a browser's walk through the authorization ended.
@@ -159,6 +163,8 @@ type flowResult struct {
 	Page       *testenv.Response // the last page, if it ended on one
 	SawLogin   bool
 	SawConsent bool
+	SawConfirm bool // the page that confirms a login (max_age, step-up)
+	SawMFA     bool // the second step of a login
 	LoginPage  string // the body of the (first) login page shown
 }
 
@@ -166,6 +172,9 @@ var (
 	loginFormRE   = regexp.MustCompile(`action="/t/[a-z0-9-]+/login"`)
 	consentFormRE = regexp.MustCompile(`action="/t/([a-z0-9-]+)/consent"`)
 	nextFieldRE   = regexp.MustCompile(`name="next" value="([^"]*)"`)
+	confirmFormRE = regexp.MustCompile(`action="/t/([a-z0-9-]+)/confirm"`)
+	mfaFormRE     = regexp.MustCompile(`action="/t/([a-z0-9-]+)/mfa"`)
+	acrFieldRE    = regexp.MustCompile(`name="acr" value="2"`)
 )
 
 // local returns the path of u on the test server, or "" if u is elsewhere.
@@ -243,6 +252,43 @@ func (f *fixture) drive(b *testenv.Browser, authURL string, o flowOpts) *flowRes
 			res = b.Post(action, form)
 			if res.Status != http.StatusSeeOther {
 				f.t.Fatalf("login: status %d: %s", res.Status, res.Body)
+			}
+		case confirmFormRE.MatchString(res.Body):
+			out.SawConfirm = true
+			slug := confirmFormRE.FindStringSubmatch(res.Body)[1]
+			m := nextFieldRE.FindStringSubmatch(res.Body)
+			if m == nil {
+				f.t.Fatalf("confirmation page without next: %s", res.Body)
+			}
+			form := url.Values{"csrf_token": {testenv.CSRF(res.Body)}, "next": {html.UnescapeString(m[1])}}
+			if acrFieldRE.MatchString(res.Body) {
+				form.Set("acr", "2")
+			}
+			switch {
+			case o.code != nil && strings.Contains(res.Body, `name="method" value="totp"`):
+				form.Set("method", "totp")
+				form.Set("code", o.code())
+			case o.login && strings.Contains(res.Body, `name="method" value="password"`):
+				form.Set("method", "password")
+				form.Set("password", testPassword)
+			default:
+				out.Page = res
+				return out
+			}
+			res = b.Post("/t/"+slug+"/confirm", form)
+			if res.Status != http.StatusSeeOther {
+				f.t.Fatalf("confirm: status %d: %s", res.Status, res.Body)
+			}
+		case mfaFormRE.MatchString(res.Body) && strings.Contains(res.Body, `name="method" value="totp"`):
+			out.SawMFA = true
+			if o.code == nil {
+				out.Page = res
+				return out
+			}
+			slug := mfaFormRE.FindStringSubmatch(res.Body)[1]
+			res = b.Post("/t/"+slug+"/mfa", url.Values{"csrf_token": {testenv.CSRF(res.Body)}, "method": {"totp"}, "code": {o.code()}})
+			if res.Status != http.StatusSeeOther {
+				f.t.Fatalf("second step: status %d: %s", res.Status, res.Body)
 			}
 		case consentFormRE.MatchString(res.Body):
 			out.SawConsent = true

@@ -461,9 +461,33 @@ func TestPromptLoginMaxAgeLoginHint(t *testing.T) {
 	f.exchange(r)
 	f.env.Clock.Advance(2 * time.Minute)
 	r = f.authorize(b, cfg, flowOpts{}, oauth2.SetAuthURLParam("max_age", "60"))
-	if !r.result.SawLogin {
-		t.Fatalf("max_age=60 two minutes after the login did not show the login form")
+	if r.result.SawLogin || !r.result.SawConfirm {
+		t.Fatalf("max_age=60 two minutes after the login did not ask to confirm the login (login form %v)", r.result.SawLogin)
 	}
+	// Confirming with the password renews the same session: auth_time
+	// moves, sid stays.
+	sid := func(tok *oauth2.Token) string {
+		idt, err := verifier.Verify(f.ctx, idToken(t, tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := claims(t, idt)["sid"].(string)
+		return s
+	}
+	beforeTok := f.exchange(f.authorize(b, cfg, flowOpts{}))
+	f.env.Clock.Advance(2 * time.Minute)
+	r = f.authorize(b, cfg, flowOpts{login: true}, oauth2.SetAuthURLParam("max_age", "60"))
+	if r.result.SawLogin || !r.result.SawConfirm {
+		t.Fatalf("max_age=60: login form %v, confirmation %v", r.result.SawLogin, r.result.SawConfirm)
+	}
+	afterTok := f.exchange(r)
+	if sid(afterTok) != sid(beforeTok) {
+		t.Errorf("confirming the login for max_age started another session")
+	}
+	if !authTime(afterTok).After(authTime(beforeTok)) {
+		t.Errorf("auth_time did not move after confirming for max_age")
+	}
+	f.env.Clock.Advance(2 * time.Minute)
 	r = f.authorize(b, cfg, flowOpts{}, oauth2.SetAuthURLParam("max_age", "60"), oauth2.SetAuthURLParam("prompt", "none"))
 	if e := f.redirectError(r); e != "login_required" {
 		t.Fatalf("prompt=none with max_age exceeded: %s", e)
