@@ -85,8 +85,19 @@ type tenantJSON struct {
 	PasswordResetTTL string         `json:"password_reset_ttl"`
 	LoginLinkTTL     string         `json:"login_link_ttl"`
 	Mail             tenantMailJSON `json:"mail"`
-	CreatedAt        string         `json:"created_at"`
-	Warnings         []string       `json:"warnings,omitempty"`
+	// ReauthTTL is how long a login counts as recent, in effect.
+	ReauthTTL string             `json:"reauth_ttl"`
+	Passkeys  tenantPasskeysJSON `json:"passkeys"`
+	CreatedAt string             `json:"created_at"`
+	Warnings  []string           `json:"warnings,omitempty"`
+}
+
+// tenantPasskeysJSON is a tenant's WebAuthn settings: an empty RP ID is the
+// public URL's host; origins are those besides the public URL's.
+type tenantPasskeysJSON struct {
+	RPID             string   `json:"rp_id,omitempty"`
+	Origins          []string `json:"origins"`
+	UserVerification string   `json:"user_verification"`
 }
 
 // tenantMailJSON is a tenant's SMTP override; the password is never shown,
@@ -109,6 +120,9 @@ func toTenantJSON(t *ciam.Tenant) tenantJSON {
 		EmailVerifyTTL: t.VerifyTTL().String(), PasswordResetTTL: t.ResetTTL().String(), LoginLinkTTL: t.LoginTTL().String(),
 		Mail: tenantMailJSON{Host: t.Mail.Host, Port: t.Mail.Port, TLS: t.Mail.TLS, Username: t.Mail.Username,
 			PasswordSet: len(t.Mail.SealedPassword) > 0, From: t.Mail.From},
+		ReauthTTL: t.ReauthWindow().String(),
+		Passkeys: tenantPasskeysJSON{RPID: t.Passkeys.RPID, Origins: append([]string{}, t.Passkeys.Origins...),
+			UserVerification: ifEmpty(t.Passkeys.UserVerification, ciam.UVPreferred)},
 		CreatedAt: t.CreatedAt.UTC().Format(time.RFC3339), Warnings: tenant.Warnings(t),
 	}
 }
@@ -135,6 +149,10 @@ func tenantFlags(f *pflag.FlagSet) func() (tenant.Settings, error) {
 	smtpUser := f.String("smtp-username", "", "SMTP user name; goes with --smtp-password-file (empty: not overridden)")
 	smtpPwFile := f.String("smtp-password-file", "", "file holding the SMTP password (a final line break is dropped); it is sealed before it is stored; an empty file clears it")
 	smtpFrom := f.String("smtp-from", "", "sender address, e.g. \"Acme <no-reply@acme.example>\" (empty: not overridden)")
+	reauthTTL := f.Duration("reauth-ttl", 0, "how long a login counts as recent for sensitive changes (1m-24h; 0 for the default 10m)")
+	rpID := f.String("passkey-rp-id", "", "passkey relying-party id: the host of the public URL or of an origin, or a parent domain (empty: the public URL's host)")
+	origins := f.StringArray("passkey-origin", nil, "extra origin that may use passkeys, e.g. https://login.acme.example (repeatable; replaces the list; \"\" clears it)")
+	uv := f.String("passkey-user-verification", "", "preferred (default) or required: refuse passkeys that do not check a PIN or biometrics")
 	return func() (tenant.Settings, error) {
 		var s tenant.Settings
 		if f.Changed("name") {
@@ -191,6 +209,24 @@ func tenantFlags(f *pflag.FlagSet) func() (tenant.Settings, error) {
 		}
 		if f.Changed("smtp-from") {
 			s.MailFrom = smtpFrom
+		}
+		if f.Changed("reauth-ttl") {
+			s.ReauthTTL = reauthTTL
+		}
+		if f.Changed("passkey-rp-id") {
+			s.PasskeyRPID = rpID
+		}
+		if f.Changed("passkey-origin") {
+			list := []string{}
+			for _, o := range *origins {
+				if strings.TrimSpace(o) != "" {
+					list = append(list, o)
+				}
+			}
+			s.PasskeyOrigins = &list
+		}
+		if f.Changed("passkey-user-verification") {
+			s.PasskeyUserVerification = uv
 		}
 		if f.Changed("smtp-password-file") {
 			b, err := os.ReadFile(*smtpPwFile)
@@ -291,6 +327,8 @@ func (a *app) tenantCmd() *cobra.Command {
 					{"email verify ttl", j.EmailVerifyTTL}, {"password reset ttl", j.PasswordResetTTL}, {"login link ttl", j.LoginLinkTTL},
 					{"smtp host", ifEmpty(m.Host, unset)}, {"smtp port", ifEmpty(portString(m.Port), unset)}, {"smtp tls", ifEmpty(m.TLS, unset)},
 					{"smtp username", ifEmpty(m.Username, unset)}, {"smtp password set", fmt.Sprint(m.PasswordSet)}, {"smtp from", ifEmpty(m.From, unset)},
+					{"reauth ttl", j.ReauthTTL}, {"passkey rp id", ifEmpty(j.Passkeys.RPID, "(public URL host)")},
+					{"passkey origins", ifEmpty(strings.Join(j.Passkeys.Origins, " "), "(none)")}, {"passkey user verification", j.Passkeys.UserVerification},
 				} {
 					fmt.Fprintf(w, "%s\t%s\n", kv[0], kv[1])
 				}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -214,5 +215,84 @@ func TestCLITenantMailSettings(t *testing.T) {
 	tj = tenantJSON{}
 	if code != 0 || json.Unmarshal([]byte(out), &tj) != nil || tj.Mail != (tenantMailJSON{}) || tj.EmailVerifyTTL != "24h0m0s" {
 		t.Fatalf("clear the override: %d %s %s", code, out, errOut)
+	}
+}
+
+func TestCLITenantReauthAndPasskeys(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "cli.db")
+
+	// Defaults: the public URL (http://localhost:8080) decides.
+	out, errOut, code := cli(t, db, "", "tenant", "create", "acme", "--output", "json")
+	var tj tenantJSON
+	if code != 0 || json.Unmarshal([]byte(out), &tj) != nil {
+		t.Fatalf("tenant create: %d %s %s", code, out, errOut)
+	}
+	if tj.ReauthTTL != "10m0s" || tj.Passkeys.RPID != "" || tj.Passkeys.Origins == nil || len(tj.Passkeys.Origins) != 0 || tj.Passkeys.UserVerification != "preferred" {
+		t.Fatalf("defaults: %+v", tj)
+	}
+
+	out, errOut, code = cli(t, db, "", "tenant", "update", "acme", "--reauth-ttl", "5m", "--passkey-rp-id", "acme.example",
+		"--passkey-origin", "https://login.acme.example", "--passkey-origin", "https://www.acme.example/", "--passkey-user-verification", "required", "--output", "json")
+	if code != 0 {
+		t.Fatalf("tenant update: %d %s", code, errOut)
+	}
+	tj = tenantJSON{}
+	json.Unmarshal([]byte(out), &tj)
+	want := tenantPasskeysJSON{RPID: "acme.example", Origins: []string{"https://login.acme.example", "https://www.acme.example"}, UserVerification: "required"}
+	if tj.ReauthTTL != "5m0s" || !reflect.DeepEqual(tj.Passkeys, want) {
+		t.Fatalf("tenant update output: %+v", tj)
+	}
+	if !strings.Contains(out, `"reauth_ttl": "5m0s"`) || !strings.Contains(out, `"rp_id": "acme.example"`) || !strings.Contains(out, `"user_verification": "required"`) {
+		t.Fatalf("JSON names: %s", out)
+	}
+
+	// get shows the same; other changes keep them.
+	if _, errOut, code := cli(t, db, "", "tenant", "update", "acme", "--name", "Acme"); code != 0 {
+		t.Fatalf("unrelated update: %s", errOut)
+	}
+	out, errOut, code = cli(t, db, "", "tenant", "get", "acme", "--output", "json")
+	tj = tenantJSON{}
+	if code != 0 || json.Unmarshal([]byte(out), &tj) != nil || tj.ReauthTTL != "5m0s" || !reflect.DeepEqual(tj.Passkeys, want) {
+		t.Fatalf("tenant get: %d %s %s", code, out, errOut)
+	}
+	out, _, code = cli(t, db, "", "tenant", "get", "acme")
+	for _, s := range []string{"reauth ttl", "5m0s", "passkey rp id", "acme.example", "https://login.acme.example https://www.acme.example", "passkey user verification", "required"} {
+		if code != 0 || !strings.Contains(out, s) {
+			t.Fatalf("tenant get text lacks %q: %s", s, out)
+		}
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--reauth-ttl", "30s"}, "recent login lifetime"},
+		{[]string{"--reauth-ttl", "25h"}, "recent login lifetime"},
+		{[]string{"--passkey-user-verification", "discouraged"}, "preferred or required"},
+		{[]string{"--passkey-origin", "https://login.acme.example/login"}, "without a path"},
+		{[]string{"--passkey-origin", "login.acme.example"}, "http(s) origin"},
+		{[]string{"--passkey-origin", "http://login.acme.example"}, "https"},
+		{[]string{"--passkey-rp-id", "https://acme.example"}, "domain name"},
+		{[]string{"--passkey-rp-id", "other.example"}, "RP ID"},
+	} {
+		if _, errOut, code := cli(t, db, "", append([]string{"tenant", "update", "acme"}, c.args...)...); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: %d %s", c.args, code, errOut)
+		}
+	}
+	out, _, _ = cli(t, db, "", "tenant", "get", "acme", "--output", "json")
+	tj = tenantJSON{}
+	if json.Unmarshal([]byte(out), &tj) != nil || tj.ReauthTTL != "5m0s" || !reflect.DeepEqual(tj.Passkeys, want) {
+		t.Fatalf("a refused change was stored: %s", out)
+	}
+
+	// Empty values (and --reauth-ttl 0) go back to the defaults.
+	out, errOut, code = cli(t, db, "", "tenant", "update", "acme", "--reauth-ttl", "0", "--passkey-rp-id", "", "--passkey-origin", "",
+		"--passkey-user-verification", "", "--output", "json")
+	tj = tenantJSON{}
+	if code != 0 || json.Unmarshal([]byte(out), &tj) != nil || tj.ReauthTTL != "10m0s" || !reflect.DeepEqual(tj.Passkeys, tenantPasskeysJSON{Origins: []string{}, UserVerification: "preferred"}) {
+		t.Fatalf("back to the defaults: %d %s %s", code, out, errOut)
+	}
+	if strings.Contains(out, "rp_id") {
+		t.Fatalf("empty rp_id shown: %s", out)
 	}
 }

@@ -163,8 +163,8 @@ type flowResult struct {
 	Page       *testenv.Response // the last page, if it ended on one
 	SawLogin   bool
 	SawConsent bool
-	SawConfirm bool // the page that confirms a login (max_age, step-up)
-	SawMFA     bool // the second step of a login
+	SawConfirm bool   // the page that confirms a login (max_age, step-up)
+	SawMFA     bool   // the second step of a login
 	LoginPage  string // the body of the (first) login page shown
 }
 

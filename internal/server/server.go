@@ -150,7 +150,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		accountLimits = &throttle.Shared{Rules: accounts, Client: cfg.Redis, Prefix: "gatehouse:throttle:acct:", OnError: onErr}
 		sourceLimits = &throttle.Shared{Rules: sources, Client: cfg.Redis, Prefix: "gatehouse:throttle:ip:", OnError: onErr}
 	}
-	tenants := &tenant.Service{Store: st, Now: cfg.Now, Log: cfg.Log, KEK: cfg.KEK}
+	tenants := &tenant.Service{Store: st, Now: cfg.Now, Log: cfg.Log, KEK: cfg.KEK, PublicURL: cfg.PublicURL.String()}
 	sessions := &session.Manager{Store: st, Now: cfg.Now, TouchEvery: time.Minute}
 	users := &user.Service{Store: st, Hasher: hasher, Policy: policy.Check, Now: cfg.Now}
 	an := &authn.Service{

@@ -55,7 +55,7 @@ func (m *Manager) New(t *ciam.Tenant, user ciam.UserID, amr []string, meta audit
 		ID: ciam.SessionID(ciam.NewID()), TenantID: t.ID, UserID: user, TokenHash: HashToken(token),
 		CreatedAt: now, AuthTime: now, LastSeenAt: now,
 		IdleExpiresAt: now.Add(t.SessionIdle), ExpiresAt: now.Add(t.SessionAbsolute),
-		IP: meta.IP, UserAgent: ua, AMR: amr, ACR: "urn:gatehouse:aal1",
+		IP: meta.IP, UserAgent: ua, AMR: amr, ACR: ciam.ACRSingleFactor,
 	}
 	return s, token
 }

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
+	"github.com/gatehouse-id/gatehouse/internal/authn/passkey"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
 	"github.com/gatehouse-id/gatehouse/internal/mail"
 	"github.com/gatehouse-id/gatehouse/internal/notify"
@@ -41,6 +44,9 @@ type Service struct {
 	// KEK is the deployment's key-encryption key; it seals a tenant's SMTP
 	// password (Settings.MailPassword) before it is stored.
 	KEK []byte
+	// PublicURL is the deployment's public URL; passkey settings are checked
+	// against it (passkey.Validate). Empty skips that check.
+	PublicURL string
 
 	mu    sync.RWMutex
 	cache map[string]cached
@@ -79,6 +85,16 @@ type Settings struct {
 	MailUsername *string
 	MailPassword *string
 	MailFrom     *string
+	// ReauthTTL is how long a login counts as recent for sensitive changes;
+	// 0 means ciam.DefaultReauthTTL.
+	ReauthTTL *time.Duration
+	// The tenant's passkey (WebAuthn) settings (ciam.TenantPasskeys). An
+	// empty RP ID or user verification goes back to the default (the public
+	// URL's host, ciam.UVPreferred); PasskeyOrigins replaces the whole list,
+	// an empty one clears it.
+	PasskeyRPID             *string
+	PasskeyOrigins          *[]string
+	PasskeyUserVerification *string
 }
 
 // Bounds of the mail lifetimes a tenant may choose.
@@ -89,13 +105,19 @@ const (
 	MaxPasswordResetTTL = 24 * time.Hour
 	MinLoginLinkTTL     = time.Minute
 	MaxLoginLinkTTL     = time.Hour
+	MinReauthTTL        = time.Minute
+	MaxReauthTTL        = 24 * time.Hour
 )
+
+// MaxPasskeyOrigins bounds the extra passkey origins of a tenant.
+const MaxPasskeyOrigins = 20
 
 var colorPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 
 // apply validates s onto t, reporting every problem at once. kek seals a
-// new SMTP password; t.ID must be set.
-func (s Settings) apply(t *ciam.Tenant, kek []byte) error {
+// new SMTP password; t.ID must be set. A non-empty publicURL is what the
+// passkey settings are checked against.
+func (s Settings) apply(t *ciam.Tenant, kek []byte, publicURL string) error {
 	var errs []error
 	bad := func(field, code, msg string) {
 		errs = append(errs, (&ciam.Error{Kind: ciam.Invalid, Code: code, Msg: msg}).OnField(field))
@@ -169,7 +191,9 @@ func (s Settings) apply(t *ciam.Tenant, kek []byte) error {
 	ttl(s.EmailVerifyTTL, &t.EmailVerifyTTL, "email_verify_ttl", "email verification", MinEmailVerifyTTL, MaxEmailVerifyTTL)
 	ttl(s.PasswordResetTTL, &t.PasswordResetTTL, "password_reset_ttl", "password reset", MinPasswordResetTTL, MaxPasswordResetTTL)
 	ttl(s.LoginLinkTTL, &t.LoginLinkTTL, "login_link_ttl", "login link", MinLoginLinkTTL, MaxLoginLinkTTL)
+	ttl(s.ReauthTTL, &t.ReauthTTL, "reauth_ttl", "recent login", MinReauthTTL, MaxReauthTTL)
 	errs = append(errs, s.applyMail(t, kek)...)
+	errs = append(errs, s.applyPasskeys(t, publicURL)...)
 	return errors.Join(errs...)
 }
 
@@ -250,6 +274,103 @@ func (s Settings) applyMail(t *ciam.Tenant, kek []byte) []error {
 	return errs
 }
 
+// rpIDPattern is a lower-case DNS name (international names in punycode).
+var rpIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+// applyPasskeys validates the passkey settings onto t.Passkeys and, when
+// they changed to something other than the defaults and publicURL is known,
+// checks that passkeys can work with them (passkey.Validate).
+func (s Settings) applyPasskeys(t *ciam.Tenant, publicURL string) []error {
+	if s.PasskeyRPID == nil && s.PasskeyOrigins == nil && s.PasskeyUserVerification == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(field, code, msg string) {
+		errs = append(errs, (&ciam.Error{Kind: ciam.Invalid, Code: code, Msg: msg}).OnField(field))
+	}
+	p := t.Passkeys
+	if s.PasskeyRPID != nil {
+		id := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(*s.PasskeyRPID)), ".")
+		if id != "" && (len(id) > 253 || !rpIDPattern.MatchString(id)) {
+			bad("passkey_rp_id", "invalid_passkey_rp_id", "The passkey RP ID must be a domain name such as acme.example (empty for the public URL's host).")
+		}
+		p.RPID = id
+	}
+	if s.PasskeyOrigins != nil {
+		var origins []string
+		for _, o := range *s.PasskeyOrigins {
+			n, ok := normalOrigin(o)
+			if !ok {
+				bad("passkey_origins", "invalid_passkey_origin", fmt.Sprintf("The passkey origin %q must be an http(s) origin such as https://login.acme.example, without a path.", o))
+				continue
+			}
+			if !slices.Contains(origins, n) {
+				origins = append(origins, n)
+			}
+		}
+		if len(origins) > MaxPasskeyOrigins {
+			bad("passkey_origins", "invalid_passkey_origins", fmt.Sprintf("A tenant may have at most %d passkey origins.", MaxPasskeyOrigins))
+		}
+		p.Origins = origins
+	}
+	if s.PasskeyUserVerification != nil {
+		switch uv := *s.PasskeyUserVerification; uv {
+		case "", ciam.UVPreferred:
+			p.UserVerification = "" // the default
+		case ciam.UVRequired:
+			p.UserVerification = uv
+		default:
+			bad("passkey_user_verification", "invalid_passkey_user_verification", "Passkey user verification must be preferred or required.")
+		}
+	}
+	if len(errs) == 0 && publicURL != "" && !p.IsZero() {
+		if err := passkey.Validate(publicURL, p); err != nil {
+			errs = append(errs, passkeyField(err))
+		}
+	}
+	t.Passkeys = p
+	return errs
+}
+
+// normalOrigin returns o as scheme://host[:port], lower-case and without a
+// default port, if o is an absolute http(s) origin.
+func normalOrigin(o string) (string, bool) {
+	o = strings.TrimSpace(o)
+	u, err := url.Parse(o)
+	if err != nil || len(o) > 2048 || hasControl(o) || u.Opaque != "" || u.User != nil || u.Hostname() == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(o, "#") {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Host)
+	switch {
+	case scheme == "https":
+		host = strings.TrimSuffix(host, ":443")
+	case scheme == "http":
+		host = strings.TrimSuffix(host, ":80")
+	default:
+		return "", false
+	}
+	return scheme + "://" + host, true
+}
+
+// passkeyField puts a passkey.Validate error on the tenant's settings field
+// (a problem with the RP ID derived from the public URL on passkey_rp_id).
+func passkeyField(err error) error {
+	e := ciam.As(err)
+	if e == nil {
+		return err
+	}
+	switch e.Field {
+	case "passkeys.origins":
+		return e.OnField("passkey_origins")
+	case "passkeys.user_verification":
+		return e.OnField("passkey_user_verification")
+	default:
+		return e.OnField("passkey_rp_id")
+	}
+}
+
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
@@ -299,7 +420,7 @@ func (svc *Service) create(ctx context.Context, slug string, s Settings, actor s
 		SessionIdle: ciam.DefaultSessionIdle, SessionAbsolute: ciam.DefaultSessionAbsolute,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.apply(t, svc.KEK); err != nil {
+	if err := s.apply(t, svc.KEK, svc.PublicURL); err != nil {
 		return nil, err
 	}
 	err := svc.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
@@ -329,7 +450,7 @@ func (svc *Service) Update(ctx context.Context, slug string, s Settings, actor s
 		if err != nil {
 			return err
 		}
-		if err := s.apply(t, svc.KEK); err != nil {
+		if err := s.apply(t, svc.KEK, svc.PublicURL); err != nil {
 			return err
 		}
 		t.UpdatedAt = svc.Now().UTC()

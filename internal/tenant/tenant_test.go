@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -227,4 +229,162 @@ func TestMailPasswordSealed(t *testing.T) {
 	if _, err := noKEK.Update(ctx, "acme", tenant.Settings{MailUsername: ptr("u"), MailPassword: ptr("p")}, "test", audit.Meta{}); err == nil {
 		t.Fatal("password accepted without a key-encryption key")
 	}
+}
+
+func TestReauthTTL(t *testing.T) {
+	svc, ctx := setup(t)
+	tn, err := svc.Create(ctx, "acme", tenant.Settings{}, "test", audit.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn.ReauthTTL != 0 || tn.ReauthWindow() != ciam.DefaultReauthTTL {
+		t.Fatalf("default: %s %s", tn.ReauthTTL, tn.ReauthWindow())
+	}
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+		ok   bool
+	}{
+		{"min", time.Minute, true},
+		{"max", 24 * time.Hour, true},
+		{"too short", 59 * time.Second, false},
+		{"too long", 24*time.Hour + time.Second, false},
+		{"negative", -time.Minute, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before, _ := svc.BySlug(ctx, "acme")
+			got, err := svc.Update(ctx, "acme", tenant.Settings{ReauthTTL: ptr(c.d)}, "test", audit.Meta{})
+			if c.ok {
+				if err != nil || got.ReauthWindow() != c.d {
+					t.Fatalf("refused: %v %v", got, err)
+				}
+				return
+			}
+			if e := ciam.As(err); e == nil || e.Kind != ciam.Invalid || e.Code != "invalid_reauth_ttl" || e.Field != "reauth_ttl" {
+				t.Fatalf("got %v, want invalid_reauth_ttl on reauth_ttl", err)
+			}
+			if after, _ := svc.BySlug(ctx, "acme"); after.ReauthTTL != before.ReauthTTL {
+				t.Fatal("a refused change was stored")
+			}
+		})
+	}
+	// Stored, not only returned; 0 goes back to the default.
+	if _, err := svc.Update(ctx, "acme", tenant.Settings{ReauthTTL: ptr(3 * time.Minute)}, "test", audit.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := svc.ByID(ctx, tn.ID); err != nil || got.ReauthTTL != 3*time.Minute {
+		t.Fatalf("stored reauth TTL: %v %v", got, err)
+	}
+	tn, err = svc.Update(ctx, "acme", tenant.Settings{ReauthTTL: ptr(time.Duration(0))}, "test", audit.Meta{})
+	if err != nil || tn.ReauthTTL != 0 || tn.ReauthWindow() != ciam.DefaultReauthTTL {
+		t.Fatalf("reset to default: %v %v", tn, err)
+	}
+}
+
+func TestPasskeySettings(t *testing.T) {
+	svc, ctx := setup(t)
+	svc.PublicURL = "https://id.example.com"
+	tn, err := svc.Create(ctx, "acme", tenant.Settings{
+		PasskeyRPID: ptr("Acme.Example."), PasskeyOrigins: ptr([]string{"https://Login.Acme.Example:443/", "https://login.acme.example"}), PasskeyUserVerification: ptr(ciam.UVRequired),
+	}, "test", audit.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ciam.TenantPasskeys{RPID: "acme.example", Origins: []string{"https://login.acme.example"}, UserVerification: ciam.UVRequired}
+	stored, err := svc.ByID(ctx, tn.ID)
+	if err != nil || !equalPasskeys(stored.Passkeys, want) || !equalPasskeys(tn.Passkeys, want) {
+		t.Fatalf("stored passkeys: %+v %v", stored, err)
+	}
+
+	none := []string{}
+	for _, c := range []struct {
+		name  string
+		s     tenant.Settings
+		code  string // empty: accepted
+		field string
+	}{
+		{"rp id of the public URL", tenant.Settings{PasskeyRPID: ptr("id.example.com"), PasskeyOrigins: &none}, "", ""},
+		{"parent of the public URL", tenant.Settings{PasskeyRPID: ptr("example.com"), PasskeyOrigins: &none}, "", ""},
+		{"preferred", tenant.Settings{PasskeyUserVerification: ptr(ciam.UVPreferred)}, "", ""},
+		{"two origins", tenant.Settings{PasskeyOrigins: ptr([]string{"https://a.acme.example", "https://b.acme.example:8443"})}, "", ""},
+		{"uv unknown", tenant.Settings{PasskeyUserVerification: ptr("discouraged")}, "invalid_passkey_user_verification", "passkey_user_verification"},
+		{"rp id with scheme", tenant.Settings{PasskeyRPID: ptr("https://acme.example")}, "invalid_passkey_rp_id", "passkey_rp_id"},
+		{"rp id with space", tenant.Settings{PasskeyRPID: ptr("acme example")}, "invalid_passkey_rp_id", "passkey_rp_id"},
+		{"origin with path", tenant.Settings{PasskeyOrigins: ptr([]string{"https://login.acme.example/login"})}, "invalid_passkey_origin", "passkey_origins"},
+		{"origin without scheme", tenant.Settings{PasskeyOrigins: ptr([]string{"login.acme.example"})}, "invalid_passkey_origin", "passkey_origins"},
+		{"origin ftp", tenant.Settings{PasskeyOrigins: ptr([]string{"ftp://login.acme.example"})}, "invalid_passkey_origin", "passkey_origins"},
+		{"origin with query", tenant.Settings{PasskeyOrigins: ptr([]string{"https://login.acme.example?x=1"})}, "invalid_passkey_origin", "passkey_origins"},
+		{"origin empty", tenant.Settings{PasskeyOrigins: ptr([]string{""})}, "invalid_passkey_origin", "passkey_origins"},
+		{"too many origins", tenant.Settings{PasskeyOrigins: ptr(manyOrigins(tenant.MaxPasskeyOrigins + 1))}, "invalid_passkey_origins", "passkey_origins"},
+		// What only the public URL tells: passkey.Validate.
+		{"origin over http", tenant.Settings{PasskeyOrigins: ptr([]string{"http://login.acme.example"})}, "passkey_config_invalid", "passkey_origins"},
+		{"rp id of no origin", tenant.Settings{PasskeyRPID: ptr("other.example"), PasskeyOrigins: &none}, "passkey_config_invalid", "passkey_rp_id"},
+		{"rp id a top-level domain", tenant.Settings{PasskeyRPID: ptr("example")}, "passkey_config_invalid", "passkey_rp_id"},
+		{"rp id of a dropped origin", tenant.Settings{PasskeyOrigins: &none}, "passkey_config_invalid", "passkey_rp_id"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := svc.Update(ctx, "acme", tenant.Settings{PasskeyRPID: ptr("acme.example"), PasskeyOrigins: ptr([]string{"https://login.acme.example"}), PasskeyUserVerification: ptr("required")}, "test", audit.Meta{}); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := svc.BySlug(ctx, "acme")
+			got, err := svc.Update(ctx, "acme", c.s, "test", audit.Meta{})
+			if c.code == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if e := ciam.As(err); e == nil || e.Kind != ciam.Invalid || e.Code != c.code || e.Field != c.field {
+				t.Fatalf("got %v (%v), want %s on %s", got, err, c.code, c.field)
+			}
+			if after, _ := svc.BySlug(ctx, "acme"); !equalPasskeys(after.Passkeys, before.Passkeys) {
+				t.Fatal("a refused change was stored")
+			}
+		})
+	}
+
+	// Empty values go back to the defaults, which need no check.
+	tn, err = svc.Update(ctx, "acme", tenant.Settings{PasskeyRPID: ptr(""), PasskeyOrigins: &none, PasskeyUserVerification: ptr("")}, "test", audit.Meta{})
+	if err != nil || !tn.Passkeys.IsZero() {
+		t.Fatalf("clear: %+v %v", tn, err)
+	}
+	if got, err := svc.ByID(ctx, tn.ID); err != nil || !got.Passkeys.IsZero() {
+		t.Fatalf("stored after clear: %+v %v", got, err)
+	}
+	// "preferred" is the default and stored as such.
+	if tn, err = svc.Update(ctx, "acme", tenant.Settings{PasskeyUserVerification: ptr(ciam.UVPreferred)}, "test", audit.Meta{}); err != nil || !tn.Passkeys.IsZero() {
+		t.Fatalf("preferred: %+v %v", tn, err)
+	}
+	// A public URL that cannot run passkeys refuses settings other than the
+	// defaults, but other changes do not re-check stored passkey settings.
+	if _, err := svc.Update(ctx, "acme", tenant.Settings{PasskeyUserVerification: ptr(ciam.UVRequired)}, "test", audit.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	svc.PublicURL = "http://127.0.0.1:8080"
+	if _, err := svc.Update(ctx, "acme", tenant.Settings{PasskeyRPID: ptr("example.com")}, "test", audit.Meta{}); ciam.CodeOf(err) != "passkey_config_invalid" {
+		t.Fatalf("passkeys on a public URL that cannot run them: %v", err)
+	}
+	if _, err := svc.Update(ctx, "acme", tenant.Settings{DisplayName: ptr("Acme")}, "test", audit.Meta{}); err != nil {
+		t.Fatalf("unrelated change: %v", err)
+	}
+	if tn, err = svc.Update(ctx, "acme", tenant.Settings{PasskeyUserVerification: ptr("")}, "test", audit.Meta{}); err != nil || !tn.Passkeys.IsZero() {
+		t.Fatalf("back to the defaults: %+v %v", tn, err)
+	}
+	// Without a public URL only the shape is checked.
+	svc.PublicURL = ""
+	if _, err := svc.Update(ctx, "acme", tenant.Settings{PasskeyRPID: ptr("other.example")}, "test", audit.Meta{}); err != nil {
+		t.Fatalf("no public URL: %v", err)
+	}
+}
+
+func equalPasskeys(a, b ciam.TenantPasskeys) bool {
+	return a.RPID == b.RPID && a.UserVerification == b.UserVerification && slices.Equal(a.Origins, b.Origins)
+}
+
+func manyOrigins(n int) []string {
+	var o []string
+	for i := range n {
+		o = append(o, fmt.Sprintf("https://o%d.acme.example", i))
+	}
+	return o
 }
