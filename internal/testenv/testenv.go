@@ -71,6 +71,10 @@ type Options struct {
 	Mail  mail.Config           // default: no SMTP (mail kept locally)
 	KEK   []byte                // default: a random key; two servers over one store share one
 	Redis redis.UniversalClient // default: none (failed-login counters in memory)
+	// Localhost serves the environment as http://localhost:PORT instead of
+	// http://127.0.0.1:PORT (the listener is the same): passkeys need a
+	// public URL whose host is a domain name, not an IP address.
+	Localhost bool
 }
 
 // New starts a Gatehouse on SQLite in a temporary directory.
@@ -97,6 +101,9 @@ func NewWith(t testing.TB, o Options) *Env {
 	hs.Start()
 	t.Cleanup(hs.Close)
 	pub, _ := url.Parse(hs.URL)
+	if o.Localhost {
+		pub.Host = "localhost:" + pub.Port()
+	}
 	srv, err := server.New(ctx, server.Config{
 		PublicURL: pub, Now: clock.Now, Version: "test", KEK: o.KEK, Mail: o.Mail, Redis: o.Redis,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -105,7 +112,7 @@ func NewWith(t testing.TB, o Options) *Env {
 		t.Fatalf("server.New: %v", err)
 	}
 	hs.Config.Handler = srv.Handler()
-	return &Env{T: t, Server: srv, Store: st, HTTP: hs, URL: hs.URL, Clock: clock}
+	return &Env{T: t, Server: srv, Store: st, HTTP: hs, URL: pub.String(), Clock: clock}
 }
 
 // PostgresDSN returns the DSN of the test PostgreSQL server, or skips the

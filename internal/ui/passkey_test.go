@@ -1,0 +1,227 @@
+package ui_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/descope/virtualwebauthn"
+
+	"github.com/gatehouse-id/gatehouse/internal/audit"
+	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/tenant"
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
+)
+
+var (
+	optionsRE   = regexp.MustCompile(`data-options="([^"]*)"`)
+	stateRE     = regexp.MustCompile(`name="state" value="([^"]*)"`)
+	passkeyIDRE = regexp.MustCompile(`data-passkey-id="([^"]+)"`)
+)
+
+// ceremony is a passkey form read off a page.
+type ceremony struct {
+	csrf, options, state string
+}
+
+func ceremonyIn(t *testing.T, body string) ceremony {
+	t.Helper()
+	o, s := optionsRE.FindStringSubmatch(body), stateRE.FindStringSubmatch(body)
+	if o == nil || s == nil {
+		t.Fatalf("no passkey form on the page: %s", body)
+	}
+	return ceremony{csrf: testenv.CSRF(body), options: html.UnescapeString(o[1]), state: html.UnescapeString(s[1])}
+}
+
+// virtualKey is a P-256 credential whose coordinates are a full 32 bytes
+// (virtualwebauthn drops leading zero bytes, which verifiers refuse).
+func virtualKey() virtualwebauthn.Credential {
+	for {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		point, _ := k.PublicKey.Bytes()
+		if point[1] == 0 || point[33] == 0 {
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			panic(err)
+		}
+		return virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, der)
+	}
+}
+
+func attestation(t *testing.T, c ceremony, rp virtualwebauthn.RelyingParty, auth virtualwebauthn.Authenticator, cred virtualwebauthn.Credential) string {
+	t.Helper()
+	o, err := virtualwebauthn.ParseAttestationOptions(c.options)
+	if err != nil {
+		t.Fatalf("creation options %s: %v", c.options, err)
+	}
+	return virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *o)
+}
+
+func assertion(t *testing.T, c ceremony, rp virtualwebauthn.RelyingParty, auth virtualwebauthn.Authenticator, cred virtualwebauthn.Credential) string {
+	t.Helper()
+	o, err := virtualwebauthn.ParseAssertionOptions(c.options)
+	if err != nil {
+		t.Fatalf("request options %s: %v", c.options, err)
+	}
+	return virtualwebauthn.CreateAssertionResponse(rp, auth, cred, *o)
+}
+
+func passkeyCount(t *testing.T, e *testenv.Env, u *ciam.User) int {
+	t.Helper()
+	var n int
+	err := e.Store.View(context.Background(), u.TenantID, func(tx store.Tx) error {
+		ps, err := tx.Passkeys().ListByUser(context.Background(), u.ID)
+		n = len(ps)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestPasskeyPages drives passkey sign-up, login and account management
+// through the pages with a virtual authenticator, and the ways a ceremony
+// must fail: a replayed answer, a wrong origin, a counter that goes back,
+// a credential registered to someone else, a passkey removed meanwhile,
+// and missing user verification where the tenant requires it.
+func TestPasskeyPages(t *testing.T) {
+	e := testenv.NewWith(t, testenv.Options{Localhost: true})
+	pub := mustURL(t, e.URL)
+	rp := virtualwebauthn.RelyingParty{Name: "Default", ID: pub.Hostname(), Origin: e.URL}
+	cred := virtualKey()
+
+	// Sign up with a passkey and no password.
+	b := e.Browser()
+	page := b.Submit("/t/default/signup", "/t/default/signup/passkey", url.Values{"email": {"pia@example.com"}, "name": {"Pia"}})
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, `data-passkey="create"`) {
+		t.Fatalf("passkey sign-up, first step: %d %s", page.Status, page.Body)
+	}
+	c := ceremonyIn(t, page.Body)
+	signupForm := url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "email": {"pia@example.com"}, "name": {"Pia"},
+		"credential": {attestation(t, c, rp, virtualwebauthn.NewAuthenticator(), cred)}, "passkey_name": {"Laptop"}}
+	res := b.Post("/t/default/signup/passkey", signupForm)
+	if res.Status != http.StatusSeeOther || res.Location != "/t/default/account" {
+		t.Fatalf("passkey sign-up: %d %s %s", res.Status, res.Location, res.Body)
+	}
+	pia := userByEmail(t, e, "pia@example.com")
+	if n := passkeyCount(t, e, pia); n != 1 {
+		t.Fatalf("%d passkeys after sign-up", n)
+	}
+	if acct := b.Get("/t/default/account"); !strings.Contains(acct.Body, "Laptop") {
+		t.Fatalf("the account page does not list the passkey")
+	}
+	// The same answer again is refused and creates nothing.
+	replay := e.Browser()
+	signupForm.Set("csrf_token", testenv.CSRF(replay.Get("/t/default/signup").Body))
+	if res := replay.Post("/t/default/signup/passkey", signupForm); res.Status != http.StatusUnauthorized {
+		t.Fatalf("a replayed sign-up answer was accepted")
+	}
+	if n := countUsers(t, e, "default"); n != 1 {
+		t.Fatalf("%d users after a replayed sign-up", n)
+	}
+
+	// Log in without a username.
+	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(pia.ID)})
+	b2 := e.Browser()
+	c = ceremonyIn(t, b2.Get("/t/default/login").Body)
+	loginForm := url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {assertion(t, c, rp, auth, cred)}}
+	if res := b2.Post("/t/default/passkey/login", loginForm); res.Status != http.StatusSeeOther || res.Location != "/t/default/account" {
+		t.Fatalf("passkey login: %d %s", res.Status, res.Location)
+	}
+	// A replayed assertion is refused.
+	replay = e.Browser()
+	loginForm.Set("csrf_token", testenv.CSRF(replay.Get("/t/default/login").Body))
+	if res := replay.Post("/t/default/passkey/login", loginForm); res.Status != http.StatusUnauthorized {
+		t.Fatalf("replayed assertion: %d", res.Status)
+	}
+	// An assertion made for another origin is refused.
+	b3 := e.Browser()
+	c = ceremonyIn(t, b3.Get("/t/default/login").Body)
+	evil := virtualwebauthn.RelyingParty{Name: "Evil", ID: pub.Hostname(), Origin: "https://evil.example"}
+	res = b3.Post("/t/default/passkey/login", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {assertion(t, c, evil, auth, cred)}})
+	if res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, "could not be verified") {
+		t.Fatalf("assertion for another origin: %d", res.Status)
+	}
+
+	// A signature counter that goes back is refused and audited.
+	cred.Counter = 5
+	c = ceremonyIn(t, b3.Get("/t/default/login").Body)
+	if res := b3.Post("/t/default/passkey/login", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {assertion(t, c, rp, auth, cred)}}); res.Status != http.StatusSeeOther {
+		t.Fatalf("login with counter 5: %d", res.Status)
+	}
+	cred.Counter = 3
+	b4 := e.Browser()
+	c = ceremonyIn(t, b4.Get("/t/default/login").Body)
+	if res := b4.Post("/t/default/passkey/login", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {assertion(t, c, rp, auth, cred)}}); res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, "copy") {
+		t.Fatalf("login with a counter that went back: %d", res.Status)
+	}
+	if ev := auditTypes(t, e); ev[audit.PasskeyRefused] < 2 {
+		t.Fatalf("refused passkey ceremonies are not audited: %v", ev)
+	}
+	cred.Counter = 6
+
+	// The same credential cannot be registered to another account.
+	bob := e.Browser()
+	signup(t, bob, "bob@example.com", goodPassword)
+	c = ceremonyIn(t, bob.Get("/t/default/account").Body)
+	res = bob.Post("/t/default/account/passkeys", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {attestation(t, c, rp, virtualwebauthn.NewAuthenticator(), cred)}})
+	if res.Status != http.StatusConflict || !strings.Contains(res.Body, "already registered") {
+		t.Fatalf("another account registering the credential: %d", res.Status)
+	}
+	if n := passkeyCount(t, e, userByEmail(t, e, "bob@example.com")); n != 0 {
+		t.Fatalf("bob has %d passkeys", n)
+	}
+
+	// A passkey removed in one session no longer logs in in another.
+	waiting := e.Browser()
+	c = ceremonyIn(t, waiting.Get("/t/default/login").Body)
+	answer := assertion(t, c, rp, auth, cred)
+	acct := b.Get("/t/default/account")
+	id := passkeyIDRE.FindStringSubmatch(acct.Body)[1]
+	if res := b.Submit("/t/default/account", "/t/default/account/passkeys/"+id+"/remove", nil); res.Status != http.StatusSeeOther {
+		t.Fatalf("remove passkey: %d %s", res.Status, res.Body)
+	}
+	if res := waiting.Post("/t/default/passkey/login", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {answer}}); res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, "not registered") {
+		t.Fatalf("login with a removed passkey: %d", res.Status)
+	}
+
+	// Where the tenant requires user verification, a passkey that did not
+	// verify its user is refused.
+	cred2 := virtualKey()
+	c = ceremonyIn(t, b.Get("/t/default/account").Body)
+	if res := b.Post("/t/default/account/passkeys", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {attestation(t, c, rp, virtualwebauthn.NewAuthenticator(), cred2)}}); res.Status != http.StatusSeeOther {
+		t.Fatalf("add a passkey: %d %s", res.Status, res.Body)
+	}
+	required := ciam.UVRequired
+	if _, err := e.Server.Tenants.Update(context.Background(), tenant.DefaultSlug, tenant.Settings{PasskeyUserVerification: &required}, "test", audit.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	noUV := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(pia.ID), UserNotVerified: true})
+	b5 := e.Browser()
+	c = ceremonyIn(t, b5.Get("/t/default/login").Body)
+	if res := b5.Post("/t/default/passkey/login", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {assertion(t, c, rp, noUV, cred2)}}); res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, "PIN") {
+		t.Fatalf("assertion without user verification where required: %d", res.Status)
+	}
+	c = ceremonyIn(t, b5.Get("/t/default/login").Body)
+	if res := b5.Post("/t/default/passkey/login", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "credential": {assertion(t, c, rp, auth, cred2)}}); res.Status != http.StatusSeeOther {
+		t.Fatalf("assertion with user verification: %d", res.Status)
+	}
+	if ev := auditTypes(t, e); ev[audit.PasskeyAdded] != 2 || ev[audit.PasskeyRemoved] != 1 {
+		t.Fatalf("audit: %v", ev)
+	}
+}
