@@ -85,8 +85,7 @@ func (s *Service) CompleteSetup(ctx context.Context, platform *ciam.Tenant, toke
 	if !won {
 		return nil, ErrSetupInvalid
 	}
-	sess, tok := s.Sessions.New(platform, u.ID, []string{"pwd"}, m)
-	u.LastLoginAt = now
+	var res *Result
 	err = s.Store.Tx(ctx, platform.ID, func(tx store.Tx) error {
 		if err := tx.Users().Create(ctx, u); err != nil {
 			return err
@@ -94,13 +93,16 @@ func (s *Service) CompleteSetup(ctx context.Context, platform *ciam.Tenant, toke
 		if err := tx.Passwords().Set(ctx, u.ID, hash, now); err != nil {
 			return err
 		}
-		if err := tx.Sessions().Create(ctx, sess); err != nil {
+		if err := audit.Record(ctx, tx, now, audit.AdminSetup, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, u.Email, nil); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, now, audit.AdminSetup, string(u.ID), string(u.ID), ciam.OutcomeSuccess, u, m, u.Email, nil)
+		// Like every login, through the platform tenant's second-factor policy.
+		var err error
+		res, err = s.establish(ctx, tx, platform, u, []string{"pwd"}, "password", m, now, nil)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create first administrator: %w", err)
 	}
-	return &Result{User: u, Session: sess, Token: tok}, nil
+	return res, nil
 }

@@ -610,10 +610,7 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	h.setSessionCookie(w, pt, res)
-	h.CSRF.Rotate(w)
-	http.Redirect(w, r, "/admin", http.StatusSeeOther)
-	return nil
+	return h.loggedIn(w, r, pt, res, "/admin")
 }
 
 func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request) error {
