@@ -326,27 +326,14 @@ func (s *Service) EnrolPendingPasskey(ctx context.Context, t *ciam.Tenant, b Bin
 	var res *Result
 	var codes []string
 	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
-		if err := useChallenge(ctx, tx, st, now); err != nil {
-			return err
-		}
-		if err := tx.Passkeys().Create(ctx, pk); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return errPasskeyTaken
-			}
-			return err
-		}
-		if err := s.securityChanged(ctx, tx, t, pl.User, audit.PasskeyAdded, pk.ID, "passkey_added", m, now); err != nil {
+		if err := s.storePasskey(ctx, tx, t, pl.User, st, pk, m, now); err != nil {
 			return err
 		}
 		var err error
 		if codes, err = s.replaceRecovery(ctx, tx, pl.User.ID, now); err != nil {
 			return err
 		}
-		amr := []string{"hwk"}
-		if pk.BackupEligible {
-			amr = []string{"swk"}
-		}
-		return s.finishEnrol(ctx, tx, t, pl, amr, MethodPasskey, m, now, &res)
+		return s.finishEnrol(ctx, tx, t, pl, createdAMR(pk), MethodPasskey, m, now, &res)
 	})
 	if err != nil {
 		return nil, nil, err

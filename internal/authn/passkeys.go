@@ -389,14 +389,7 @@ func (s *Service) PasskeySignup(ctx context.Context, t *ciam.Tenant, state strin
 		if t.RequireVerifiedEmail {
 			return nil
 		}
-		amr := []string{"hwk"}
-		if pk.BackupEligible {
-			amr = []string{"swk"}
-		}
-		if pk.UserVerified {
-			amr = append(amr, "mfa")
-		}
-		r, err := s.establish(ctx, tx, t, u, amr, "passkey", m, now, nil)
+		r, err := s.establish(ctx, tx, t, u, createdAMR(pk), "passkey", m, now, nil)
 		if err != nil {
 			return err
 		}
@@ -443,21 +436,40 @@ func (s *Service) AddPasskey(ctx context.Context, t *ciam.Tenant, sess *ciam.Ses
 	}
 	pk.Name = passkeyName(name)
 	err = s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
-		if err := useChallenge(ctx, tx, st, now); err != nil {
-			return err
-		}
-		if err := tx.Passkeys().Create(ctx, pk); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return errPasskeyTaken
-			}
-			return err
-		}
-		return s.securityChanged(ctx, tx, t, u, audit.PasskeyAdded, pk.ID, "passkey_added", m, now)
+		return s.storePasskey(ctx, tx, t, u, st, pk, m, now)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return pk, nil
+}
+
+// storePasskey keeps a passkey made in the ceremony of state st, in tx:
+// the challenge is spent, the credential must be new to the tenant, and the
+// user is told.
+func (s *Service) storePasskey(ctx context.Context, tx store.Tx, t *ciam.Tenant, u *ciam.User, st []byte, pk *ciam.Passkey, m audit.Meta, now time.Time) error {
+	if err := useChallenge(ctx, tx, st, now); err != nil {
+		return err
+	}
+	if err := tx.Passkeys().Create(ctx, pk); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errPasskeyTaken
+		}
+		return err
+	}
+	return s.securityChanged(ctx, tx, t, u, audit.PasskeyAdded, pk.ID, "passkey_added", m, now)
+}
+
+// createdAMR is the methods of a login that just made passkey pk.
+func createdAMR(pk *ciam.Passkey) []string {
+	amr := []string{"hwk"}
+	if pk.BackupEligible {
+		amr = []string{"swk"}
+	}
+	if pk.UserVerified {
+		amr = append(amr, "mfa")
+	}
+	return amr
 }
 
 // ErrPasskeyNotFound is returned for a passkey the user does not have.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -177,11 +176,7 @@ func (h *Handler) resendVerification(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 		p := h.emailPage(w, r, t, "verify", "verify.title")
-		p.setError(e)
-		if e.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-		}
-		return h.render(w, r, web.Status(e.Kind), "email", p)
+		return h.renderError(w, r, "email", p, e)
 	}
 	h.setFlow(w, t, flowVerify, b, "", t.VerifyTTL())
 	http.Redirect(w, r, "/t/"+t.Slug+"/verify?sent=1", http.StatusSeeOther)

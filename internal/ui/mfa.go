@@ -13,7 +13,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
@@ -191,11 +190,7 @@ func (h *Handler) pendingError(w http.ResponseWriter, r *http.Request, t *ciam.T
 		}
 	}
 	p := h.mfaPage(w, r, t, "mfa.title", v)
-	p.setError(onProofField(r, e))
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-	}
-	return h.render(w, r, web.Status(e.Kind), "mfa", p)
+	return h.renderError(w, r, "mfa", p, onProofField(r, e))
 }
 
 func (h *Handler) mfaEnrol(w http.ResponseWriter, r *http.Request) error {
@@ -306,11 +301,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) error {
 		}
 		p := h.mfaPage(w, r, t, "confirm.title", v)
 		p.User = u
-		p.setError(onProofField(r, e))
-		if e.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-		}
-		return h.render(w, r, web.Status(e.Kind), "mfa", p)
+		return h.renderError(w, r, "mfa", p, onProofField(r, e))
 	}
 	h.setSessionCookie(w, t, res)
 	h.CSRF.Rotate(w)

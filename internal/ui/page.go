@@ -7,9 +7,11 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/web"
 )
 
 //go:embed templates/*.html
@@ -102,7 +104,7 @@ type field struct {
 
 // Field describes an input; password values are never echoed back.
 func (p *page) Field(name, typ, autocomplete, labelID, hintID string) field {
-	f := field{Name: name, Type: typ, Autocomplete: autocomplete, Label: p.T(labelID), Error: p.Errors[name], Required: name != "name"}
+	f := field{Name: name, Type: typ, Autocomplete: autocomplete, Label: p.T(labelID), Error: p.Errors[name], Required: name != "name" && name != "passkey_name"}
 	if hintID != "" {
 		f.Hint = p.T(hintID)
 	}
@@ -173,6 +175,17 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())
 	return err
+}
+
+// renderError shows page name again with the classified error e on its
+// field (or the form), with the error's status and, for throttling, a
+// Retry-After header.
+func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, name string, p *page, e *ciam.Error) error {
+	p.setError(e)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	return h.render(w, r, web.Status(e.Kind), name, p)
 }
 
 // retryParams gives throttling messages their numbers.

@@ -285,11 +285,7 @@ func (h *Handler) formError(w http.ResponseWriter, r *http.Request, t *ciam.Tena
 	p := h.newPage(r, t, titleID)
 	p.CSRF = h.CSRF.Token(w, r)
 	p.Form = form
-	p.setError(e)
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(e.RetryAfter))
-	}
-	return h.render(w, r, web.Status(e.Kind), name, p)
+	return h.renderError(w, r, name, p, e)
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
@@ -370,14 +366,7 @@ func (h *Handler) loginError(w http.ResponseWriter, r *http.Request, t *ciam.Ten
 	if perr != nil {
 		return perr
 	}
-	p.setError(e)
-	if e.Field == "" && p.Error == "" {
-		p.Error = p.message(e)
-	}
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(e.RetryAfter))
-	}
-	return h.render(w, r, web.Status(e.Kind), "login", p)
+	return h.renderError(w, r, "login", p, e)
 }
 
 func (h *Handler) logoutForm(w http.ResponseWriter, r *http.Request) error {
