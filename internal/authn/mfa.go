@@ -371,6 +371,9 @@ func (s *Service) completePending(ctx context.Context, t *ciam.Tenant, pl *Pendi
 		if err != nil {
 			return err
 		}
+		if !isSecond(pl.data.AMR, pr) {
+			return errSameFactor
+		}
 		if err := tx.AuthFlows().Consume(ctx, pl.flow.ID, now); err != nil {
 			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 				return ErrPendingExpired // completed by a racing request, or expired
@@ -502,18 +505,7 @@ func (s *Service) Confirm(ctx context.Context, t *ciam.Tenant, sess *ciam.Sessio
 // factors when it verified its user, and a second one after a password or
 // mailed code; a password is a second factor after a passkey.
 func stepUp(amr []string, pr *proven) []string {
-	hasKey := slices.Contains(amr, "hwk") || slices.Contains(amr, "swk")
-	hasOther := slices.Contains(amr, "pwd") || slices.Contains(amr, "otp")
-	second := false
-	switch pr.detail["factor"] {
-	case MethodTOTP, MethodRecovery:
-		second = true
-	case MethodPasskey:
-		second = pr.multi || hasOther
-	case MethodPassword:
-		second = hasKey
-	}
-	if second || multiFactor(amr) {
+	if isSecond(amr, pr) || multiFactor(amr) {
 		return withMFA(amr, pr.amr)
 	}
 	out := slices.Clone(amr)
@@ -524,6 +516,29 @@ func stepUp(amr []string, pr *proven) []string {
 	}
 	return out
 }
+
+// isSecond reports whether proof pr is a factor other than the one(s) amr
+// records: a TOTP or recovery code always (sessions never start with one);
+// a passkey when it verified its user, or after a password or mailed code;
+// a password after a passkey.
+func isSecond(amr []string, pr *proven) bool {
+	hasKey := slices.Contains(amr, "hwk") || slices.Contains(amr, "swk")
+	hasOther := slices.Contains(amr, "pwd") || slices.Contains(amr, "otp")
+	switch pr.detail["factor"] {
+	case MethodTOTP, MethodRecovery:
+		return true
+	case MethodPasskey:
+		return pr.multi || hasOther
+	case MethodPassword:
+		return hasKey
+	}
+	return false
+}
+
+// errSameFactor refuses a passkey offered as the second factor of a login
+// that began with a passkey, without verifying its user: possession twice
+// is one factor.
+var errSameFactor = ciam.Errorf(ciam.Unauthenticated, "passkey_verification_required", "This passkey must verify it is you, with a PIN, fingerprint or face. Try again and unlock it when asked.")
 
 // checkPassword verifies u's password; a user without one gets the same
 // answer as a wrong one after the same work.

@@ -292,7 +292,8 @@ func (s *Service) emailSessionTx(ctx context.Context, tx store.Tx, t *ciam.Tenan
 var ErrEmailUnchanged = ciam.Errorf(ciam.Invalid, "email_unchanged", "This is your current email address already.").OnField("new_email")
 
 // RequestEmailChange mails a confirmation link to a new address, after the
-// current password. Nothing changes until the link is followed. Whether
+// current password (for a user without one, the caller checks that the
+// session authenticated recently). Nothing changes until the link is followed. Whether
 // the new address belongs to another account is not told here (only at
 // confirmation, to whoever controls that mailbox).
 func (s *Service) RequestEmailChange(ctx context.Context, t *ciam.Tenant, u *ciam.User, password, newEmail string, m audit.Meta) error {
@@ -312,7 +313,7 @@ func (s *Service) RequestEmailChange(ctx context.Context, t *ciam.Tenant, u *cia
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	ok := false
+	ok := hash == "" && password == ""
 	if hash != "" {
 		if ok, err = s.Hasher.Verify(ctx, password, hash); err != nil {
 			return err

@@ -354,6 +354,7 @@ func (h *Handler) passkeySignup(w http.ResponseWriter, r *http.Request) error {
 
 // securityView is the account page's security section.
 type securityView struct {
+	Password bool // the user has a password (a passkey-only user sets one without the current)
 	MFAOn    bool
 	TOTP     bool
 	Recovery int
@@ -373,7 +374,7 @@ func (h *Handler) securityView(r *http.Request, t *ciam.Tenant, s *ciam.Session,
 	if err != nil {
 		return nil, err
 	}
-	v := &securityView{MFAOn: t.MFAPolicy != ciam.MFAOff, TOTP: f.TOTP, Recovery: f.Recovery, Recent: h.Authn.Recent(t, s), Nonce: web.CSPNonce(r.Context())}
+	v := &securityView{Password: f.Password, MFAOn: t.MFAPolicy != ciam.MFAOff, TOTP: f.TOTP, Recovery: f.Recovery, Recent: h.Authn.Recent(t, s), Nonce: web.CSPNonce(r.Context())}
 	for _, pk := range f.Passkeys {
 		pv := passkeyView{ID: pk.ID, Name: pk.Name, Created: pk.CreatedAt.UTC().Format("2006-01-02"), Synced: pk.BackupEligible}
 		if !pk.LastUsedAt.IsZero() {

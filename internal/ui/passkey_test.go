@@ -225,3 +225,52 @@ func TestPasskeyPages(t *testing.T) {
 		t.Fatalf("audit: %v", ev)
 	}
 }
+
+// TestPasskeyTwiceIsOneFactor checks that a passkey that did not verify its
+// user cannot be the second factor of a login that began with a passkey,
+// and that an account made with a passkey can set a password and change
+// its address without knowing a password.
+func TestPasskeyTwiceIsOneFactor(t *testing.T) {
+	e := testenv.NewWith(t, testenv.Options{Localhost: true})
+	setMFA(t, e, ciam.MFAOptional)
+	rp := virtualwebauthn.RelyingParty{Name: "Default", ID: mustURL(t, e.URL).Hostname(), Origin: e.URL}
+	cred := virtualKey()
+	noUV := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserNotVerified: true})
+
+	// Sign up with a passkey that does not verify its user: one factor, and
+	// the user now has a passkey, so the optional policy asks for a second.
+	b := e.Browser()
+	page := b.Submit("/t/default/signup", "/t/default/signup/passkey", url.Values{"email": {"kim@example.com"}, "name": {"Kim"}})
+	c := ceremonyIn(t, page.Body)
+	res := b.Post("/t/default/signup/passkey", url.Values{"csrf_token": {c.csrf}, "state": {c.state}, "email": {"kim@example.com"}, "name": {"Kim"},
+		"credential": {attestation(t, c, rp, noUV, cred)}})
+	if res.Status != http.StatusSeeOther || res.Location != "/t/default/mfa" {
+		t.Fatalf("sign-up with a passkey without user verification: %d %s", res.Status, res.Location)
+	}
+	kim := userByEmail(t, e, "kim@example.com")
+	noUV.Options.UserHandle = []byte(kim.ID)
+	c = ceremonyIn(t, b.Get("/t/default/mfa").Body)
+	if res := b.Post("/t/default/mfa", url.Values{"csrf_token": {c.csrf}, "method": {"passkey"}, "state": {c.state}, "credential": {assertion(t, c, rp, noUV, cred)}}); res.Status != http.StatusUnauthorized {
+		t.Fatalf("the same passkey again, unverified, as the second factor: %d", res.Status)
+	}
+	uv := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(kim.ID)})
+	c = ceremonyIn(t, b.Get("/t/default/mfa").Body)
+	if res := b.Post("/t/default/mfa", url.Values{"csrf_token": {c.csrf}, "method": {"passkey"}, "state": {c.state}, "credential": {assertion(t, c, rp, uv, cred)}}); res.Status != http.StatusSeeOther || res.Location != "/t/default/account" {
+		t.Fatalf("the passkey with user verification as the second factor: %d %s", res.Status, res.Location)
+	}
+
+	// No password to confirm with: the recent login stands for it.
+	acct := b.Get("/t/default/account")
+	if strings.Contains(acct.Body, `name="current_password"`) || strings.Contains(acct.Body, `name="email_password"`) {
+		t.Fatalf("the account page asks a user without a password for it")
+	}
+	if res := b.Submit("/t/default/account", "/t/default/account/email", url.Values{"new_email": {"kim@example.org"}}); res.Status != http.StatusSeeOther {
+		t.Fatalf("change the address without a password: %d %s", res.Status, res.Body)
+	}
+	if res := b.Submit("/t/default/account", "/t/default/account/password", url.Values{"new_password": {goodPassword}}); res.Status != http.StatusSeeOther {
+		t.Fatalf("set a first password: %d %s", res.Status, res.Body)
+	}
+	// Now the password is the first factor, and the passkey the second.
+	b2 := e.Browser()
+	pendingLogin(t, b2, "kim@example.com")
+}

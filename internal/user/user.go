@@ -275,7 +275,9 @@ func (s *Service) SetStatus(ctx context.Context, t *ciam.Tenant, id ciam.UserID,
 var ErrWrongPassword = ciam.Errorf(ciam.Invalid, "wrong_current_password", "Your current password is not correct.").OnField("current_password")
 
 // ChangePassword replaces the user's password after checking the current one,
-// and ends the user's other sessions (keep stays).
+// and ends the user's other sessions (keep stays). A user without a password
+// (signed up with a passkey) sets one with current empty: the caller must
+// have checked that the session authenticated recently.
 func (s *Service) ChangePassword(ctx context.Context, t *ciam.Tenant, id ciam.UserID, current, next string, keep ciam.SessionID, m audit.Meta) error {
 	u, err := s.Get(ctx, t, id)
 	if err != nil {
@@ -290,12 +292,11 @@ func (s *Service) ChangePassword(ctx context.Context, t *ciam.Tenant, id ciam.Us
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if old == "" {
-		return ErrWrongPassword
-	}
-	ok, err := s.Hasher.Verify(ctx, current, old)
-	if err != nil {
-		return err
+	ok := old == "" && current == ""
+	if old != "" {
+		if ok, err = s.Hasher.Verify(ctx, current, old); err != nil {
+			return err
+		}
 	}
 	if !ok {
 		return ErrWrongPassword

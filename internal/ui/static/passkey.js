@@ -77,6 +77,7 @@
   }
 
   function fail(form, err) {
+    form.removeAttribute('data-busy');
     if (err && err.name === 'AbortError') {
       return;
     }
@@ -84,7 +85,8 @@
     if (p) {
       p.hidden = false;
     }
-    form.removeAttribute('data-busy');
+    // A cancelled or failed attempt must not end autofill on the page.
+    startAutofill(form);
   }
 
   function send(form, c) {
@@ -93,6 +95,41 @@
   }
 
   var autofill = null; // the pending conditional request, aborted by a click
+
+  // startAutofill offers the passkeys in the email field's autofill
+  // (conditional mediation), for a form marked data-autofill.
+  function startAutofill(form) {
+    if (autofill || form.getAttribute('data-passkey') !== 'get' || !form.hasAttribute('data-autofill') ||
+        !PublicKeyCredential.isConditionalMediationAvailable) {
+      return;
+    }
+    var ctrl = new AbortController();
+    autofill = ctrl;
+    PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
+      if (!ok || ctrl.signal.aborted) {
+        return;
+      }
+      return navigator.credentials.get({
+        mediation: 'conditional',
+        publicKey: requestOptions(options(form)),
+        signal: ctrl.signal
+      }).then(function (c) {
+        if (c) {
+          send(form, c);
+        }
+      });
+    }).catch(function (e) {
+      if (autofill === ctrl) {
+        autofill = null;
+      }
+      if (!e || e.name !== 'AbortError') {
+        var p = form.querySelector('[data-passkey-error]');
+        if (p) {
+          p.hidden = false;
+        }
+      }
+    });
+  }
 
   document.querySelectorAll('form[data-passkey]').forEach(function (form) {
     form.hidden = false;
@@ -124,23 +161,6 @@
         send(form, c);
       }).catch(function (e) { fail(form, e); });
     });
-    if (mode === 'get' && form.hasAttribute('data-autofill') &&
-        PublicKeyCredential.isConditionalMediationAvailable) {
-      PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
-        if (!ok) {
-          return;
-        }
-        autofill = new AbortController();
-        return navigator.credentials.get({
-          mediation: 'conditional',
-          publicKey: requestOptions(options(form)),
-          signal: autofill.signal
-        }).then(function (c) {
-          if (c) {
-            send(form, c);
-          }
-        });
-      }).catch(function (e) { fail(form, e); });
-    }
+    startAutofill(form);
   });
 }());
