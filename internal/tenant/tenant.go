@@ -416,7 +416,7 @@ func (svc *Service) create(ctx context.Context, slug string, s Settings, actor s
 	now := svc.Now().UTC()
 	t := &ciam.Tenant{
 		ID: ciam.TenantID(ciam.NewID()), Slug: slug, DisplayName: slug, PrimaryColor: "#2f5bea",
-		SignupOpen: !system, System: system, MFAPolicy: ciam.MFAOff,
+		SignupOpen: !system, System: system, MFAPolicy: ciam.MFAOptional,
 		SessionIdle: ciam.DefaultSessionIdle, SessionAbsolute: ciam.DefaultSessionAbsolute,
 		CreatedAt: now, UpdatedAt: now,
 	}
