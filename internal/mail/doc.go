@@ -1,6 +1,7 @@
 // Package mail renders and sends the transactional mail of a tenant
 // (address verification, password reset, sign-in links and codes, email
-// change, invitations). It speaks SMTP, not HTTP, and imports nothing of
+// change, invitations, and notices of changed passwords and security
+// settings). It speaks SMTP, not HTTP, and imports nothing of
 // Gatehouse but ciam; the outbox worker that decides when to send drives it.
 //
 // # Rendering
@@ -33,7 +34,9 @@
 // The fields a template can use are those of the unexported view struct:
 // .Lang, .Subject (HTML only), .Brand.Name, .Brand.LogoURL, .Brand.Color,
 // .Brand.TextColor, .Name, .Email, .Link, .Code, .Expires (a localised
-// duration such as "30 minutes"), .NewEmail (masked), .Inviter, .HasLink,
+// duration such as "30 minutes"), .NewEmail (masked), .Inviter, .Change
+// (which security setting a security_notice reports: totp_added,
+// totp_removed, recovery_codes, passkey_added or passkey_removed), .HasLink,
 // .HasCode and .HasExpiry.
 //
 // A deployment replaces any file by putting one with the same name in

@@ -13,6 +13,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
@@ -252,10 +253,16 @@ func (h *Handler) confirmView(r *http.Request, t *ciam.Tenant, s *ciam.Session, 
 	if err != nil {
 		return nil, err
 	}
-	v := &mfaView{Step: "confirm", Next: next, TOTP: f.TOTP, Recovery: f.Recovery, Password: f.Password && !stepUp, StepUp: stepUp}
+	// At step-up a password counts only after a passkey login.
+	v := &mfaView{Step: "confirm", Next: next, TOTP: f.TOTP, Recovery: f.Recovery, Password: f.Password && (!stepUp || keyLogin(s)), StepUp: stepUp}
 	v.NoFactor = stepUp && !f.Any()
 	v.Passkey, err = h.Authn.BeginPasskeyVerify(t, u, f)
 	return v, err
+}
+
+// keyLogin reports whether session s began with a passkey.
+func keyLogin(s *ciam.Session) bool {
+	return slices.Contains(s.AMR, "hwk") || slices.Contains(s.AMR, "swk")
 }
 
 func (h *Handler) confirmForm(w http.ResponseWriter, r *http.Request) error {
@@ -286,8 +293,8 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) error {
 	next := safeNext(t, r.PostFormValue("next"))
 	stepUp := r.PostFormValue("acr") == "2"
 	pf := proof(r)
-	if stepUp && pf.Method == authn.MethodPassword {
-		pf.Method = "" // a password is no second factor for a password session
+	if stepUp && pf.Method == authn.MethodPassword && !keyLogin(s) {
+		pf.Method = "" // a password is no second factor after a password or a mailed code
 	}
 	res, err := h.Authn.Confirm(r.Context(), t, s, c.Value, u, pf, h.meta(r))
 	if err != nil {
