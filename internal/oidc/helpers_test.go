@@ -275,6 +275,7 @@ func (f *fixture) drive(b *testenv.Browser, authURL string, o flowOpts) *flowRes
 				out.Page = res
 				return out
 			}
+			formCSP = res.Header.Get("Content-Security-Policy")
 			res = b.Post("/t/"+slug+"/confirm", form)
 			if res.Status != http.StatusSeeOther {
 				f.t.Fatalf("confirm: status %d: %s", res.Status, res.Body)
@@ -286,6 +287,7 @@ func (f *fixture) drive(b *testenv.Browser, authURL string, o flowOpts) *flowRes
 				return out
 			}
 			slug := mfaFormRE.FindStringSubmatch(res.Body)[1]
+			formCSP = res.Header.Get("Content-Security-Policy")
 			res = b.Post("/t/"+slug+"/mfa", url.Values{"csrf_token": {testenv.CSRF(res.Body)}, "method": {"totp"}, "code": {o.code()}})
 			if res.Status != http.StatusSeeOther {
 				f.t.Fatalf("second step: status %d: %s", res.Status, res.Body)

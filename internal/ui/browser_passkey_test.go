@@ -2,23 +2,30 @@ package ui_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/authn/totp"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
+	"github.com/gatehouse-id/gatehouse/internal/client"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/tenant"
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
@@ -828,4 +835,237 @@ func (s passkeyServer) lastEvent(t *testing.T, typ string) *ciam.AuditEvent {
 		return nil
 	}
 	return evs[len(evs)-1]
+}
+
+// TestBrowserStepUp: an application that asks for multi-factor
+// (acr_values) gets it from a one-factor session without a new login: in
+// Chromium, the confirmation page asks for the passkey, the same session
+// steps up, and the browser returns to the application with a code whose
+// ID token says aal2 with the methods used.
+func TestBrowserStepUp(t *testing.T) {
+	exe := chromiumPath(t)
+	e := testenv.NewWith(t, testenv.Options{Localhost: true})
+	if !strings.HasPrefix(e.URL, "http://localhost:") {
+		t.Fatalf("the environment serves %s, want http://localhost:PORT", e.URL)
+	}
+	srv := passkeyServer{e}
+	const (
+		email    = "barbara@clu.example"
+		password = "abstraction and data types"
+		callback = "https://app.example/cb"
+	)
+	ctx := oidc.ClientContext(context.Background(), e.HTTP.Client())
+	tn, err := e.Server.Tenants.BySlug(ctx, tenant.DefaultSlug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn.MFAPolicy != ciam.MFAOptional {
+		t.Fatalf("the default tenant's policy is %s, want %s", tn.MFAPolicy, ciam.MFAOptional)
+	}
+	app, secret, err := e.Server.Clients.Create(ctx, tn, client.Input{
+		Name: "Web app", FirstParty: true, TokenAuthMethod: ciam.AuthSecretBasic, RedirectURIs: []string{callback},
+	}, "test", audit.Meta{})
+	if err != nil {
+		t.Fatalf("register the application: %v", err)
+	}
+	issuer := e.URL + "/t/" + tn.Slug
+	provider, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatalf("oidc.NewProvider(%s): %v", issuer, err)
+	}
+	ep := provider.Endpoint()
+	ep.AuthStyle = oauth2.AuthStyleInHeader
+	cfg := &oauth2.Config{ClientID: string(app.ID), ClientSecret: secret, Endpoint: ep, RedirectURL: callback,
+		Scopes: []string{oidc.ScopeOpenID, "profile", "email"}}
+
+	a := startChromium(t, e, exe, "browser A")
+	auth := a.addAuthenticator(platformAuthenticator, false)
+	a.interceptApp("https://app.example/*")
+
+	t.Run("step-up for an application", func(t *testing.T) {
+		a := a.on(t)
+		// The account: a password from the sign-up, then a password login
+		// (no second factor yet: one factor), then a passkey added from
+		// the account page in that session.
+		st := a.open("/t/default/signup")
+		a.at("sign-up page", "/t/default/signup", st, 200)
+		form := `//form[@action="/t/default/signup"]`
+		a.typeIn("email", inputIn(form, "Email address"), email)
+		a.typeIn("name", inputIn(form, "Name"), "Barbara Liskov")
+		a.typeIn("password", inputIn(form, "Password"), password)
+		st = a.clickTo(`"Create account"`, button("Create account"))
+		a.at("after sign-up", "/t/default/account", st, 200)
+		a.logout()
+		a.passwordLogin(email, password)
+		a.atPath("after the password login", "/t/default/account")
+		u := srv.user(t, email)
+		sessions := srv.sessions(t, u.ID)
+		if len(sessions) != 1 || sessions[0].ACR != ciam.ACRSingleFactor {
+			t.Fatalf("after the password login: sessions %+v, want one of one factor", sessions)
+		}
+		sid := sessions[0].ID
+		a.typeIn("passkey name", inputLabelled("Name for this passkey"), "Laptop")
+		st = a.clickTo(`"Add a passkey"`, button("Add a passkey"))
+		a.at("after adding a passkey", "/t/default/account?done=passkey_added", st, 200)
+		if n := len(srv.passkeys(t, u.ID)); n != 1 {
+			t.Fatalf("%d passkeys stored, want 1", n)
+		}
+		if s := srv.sessions(t, u.ID); len(s) != 1 || s[0].ID != sid || s[0].ACR != ciam.ACRSingleFactor {
+			t.Fatalf("after adding a passkey: sessions %+v, want the same one, still of one factor", s)
+		}
+
+		aal2 := oauth2.SetAuthURLParam("acr_values", ciam.ACRMultiFactor)
+		authorize := func(step string, opts ...oauth2.AuthCodeOption) (state, verifier string, st int64) {
+			state, verifier = rand.Text(), oauth2.GenerateVerifier()
+			u := cfg.AuthCodeURL(state, append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), aal2}, opts...)...)
+			return state, verifier, a.load(step, chromedp.Navigate(u))
+		}
+		// atApp returns the query of the application's callback the
+		// browser is at.
+		atApp := func(step, state string) url.Values {
+			t.Helper()
+			var loc string
+			a.run(step+": location", chromedp.Location(&loc))
+			u, err := url.Parse(loc)
+			if err != nil || u.Scheme+"://"+u.Host+u.Path != callback {
+				t.Fatalf("%s: at %s, want %s; page:\n%s", step, loc, callback, a.bodyText())
+			}
+			q := u.Query()
+			if q.Get("state") != state || q.Get("iss") != issuer {
+				t.Errorf("%s: state %q iss %q, want %q and %q", step, q.Get("state"), q.Get("iss"), state, issuer)
+			}
+			return q
+		}
+
+		// A silent request cannot step up.
+		state, _, st := authorize("authorize with prompt=none", oauth2.SetAuthURLParam("prompt", "none"))
+		if q := atApp("prompt=none", state); st != 200 || q.Get("error") != "interaction_required" || q.Get("code") != "" {
+			t.Errorf("prompt=none on a one-factor session: status %d, %v; want error=interaction_required", st, q)
+		}
+
+		// The confirmation page asks for the passkey, not the password.
+		state, verifier, st := authorize("authorize")
+		if st != 200 {
+			t.Fatalf("authorize: status %d", st)
+		}
+		a.atPath("confirmation page", "/t/default/confirm")
+		var loc string
+		a.run("location", chromedp.Location(&loc))
+		if lu, _ := url.Parse(loc); lu == nil || lu.Query().Get("acr") != "2" || !strings.HasPrefix(lu.Query().Get("next"), "/t/default/authorize?") {
+			t.Errorf("the confirmation page is at %s, want acr=2 and next the authorization", loc)
+		}
+		a.wantText("confirmation page", "main", "Use a passkey")
+		if n := a.count(`input[type=password]`); n != 0 {
+			t.Errorf("the step-up page has %d password fields: a password is no second factor after a password", n)
+		}
+		if n := a.count(`input[name=method][value=password]`); n != 0 {
+			t.Errorf("the step-up page offers the password")
+		}
+		creds := a.credentials(auth)
+		if len(creds) != 1 {
+			t.Fatalf("the authenticator holds %d credentials, want 1", len(creds))
+		}
+		before := creds[0].SignCount
+		// The passkey form posts to the confirmation, which returns through
+		// the authorization endpoint to the application: the page's CSP
+		// (form-action) must let its redirects reach the application.
+		a.run(`click "Use a passkey"`, chromedp.Click(button("Use a passkey"), chromedp.BySearch))
+		if !a.arrives(callback+"?", 10*time.Second) {
+			var loc string
+			a.run("location", chromedp.Location(&loc))
+			t.Fatalf("after the passkey the browser is at %s, not back at the application %s; page:\n%s", loc, callback, a.bodyText())
+		}
+		q := atApp("after the passkey", state)
+		if q.Get("code") == "" || q.Get("error") != "" {
+			t.Fatalf("after the passkey: %v; want a code", q)
+		}
+		if after := a.credentials(auth)[0].SignCount; after <= before {
+			t.Errorf("the authenticator's counter went from %d to %d: it signed nothing", before, after)
+		}
+
+		// The application redeems the code; the ID token says multi-factor
+		// for the session the password login started.
+		tok, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		if raw == "" {
+			t.Fatalf("the token response has no ID token")
+		}
+		idt, err := provider.Verifier(&oidc.Config{ClientID: string(app.ID)}).Verify(ctx, raw)
+		if err != nil {
+			t.Fatalf("verify the ID token: %v", err)
+		}
+		var claims struct {
+			ACR string   `json:"acr"`
+			AMR []string `json:"amr"`
+			SID string   `json:"sid"`
+		}
+		if err := idt.Claims(&claims); err != nil {
+			t.Fatal(err)
+		}
+		if idt.Subject != string(u.ID) {
+			t.Errorf("ID token subject %q, want %q", idt.Subject, u.ID)
+		}
+		key := slices.Contains(claims.AMR, "hwk") || slices.Contains(claims.AMR, "swk")
+		if claims.ACR != ciam.ACRMultiFactor || !slices.Contains(claims.AMR, "pwd") || !slices.Contains(claims.AMR, "mfa") || !key {
+			t.Errorf("ID token: acr %q amr %v; want %s with pwd, mfa and a passkey", claims.ACR, claims.AMR, ciam.ACRMultiFactor)
+		}
+		if claims.SID != string(sid) {
+			t.Errorf("ID token sid %q, want the password login's session %q", claims.SID, sid)
+		}
+		if s := srv.sessions(t, u.ID); len(s) != 1 || s[0].ID != sid || s[0].ACR != ciam.ACRMultiFactor {
+			t.Errorf("after the step-up: sessions %+v, want the same one, now multi-factor", s)
+		}
+		if ev := srv.lastEvent(t, audit.SessionReauthenticated); ev == nil || ev.TargetID != string(sid) || ev.Data["acr"] != ciam.ACRMultiFactor {
+			t.Errorf("audit: %+v, want the session reauthenticated to multi-factor", ev)
+		}
+
+		// Now the same request passes silently.
+		state, _, st = authorize("authorize again with prompt=none", oauth2.SetAuthURLParam("prompt", "none"))
+		if q := atApp("prompt=none after the step-up", state); st != 200 || q.Get("code") == "" {
+			t.Errorf("prompt=none on a multi-factor session: status %d, %v; want a code", st, q)
+		}
+	})
+}
+
+// arrives waits at most d for the tab's address to start with prefix and
+// its page to be loaded. (Not chromedp.Poll: the navigation destroys the
+// page the poll runs in.)
+func (b *browser) arrives(prefix string, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		var loc, state string
+		err := chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Evaluate(`document.readyState`, &state))
+		cancel()
+		if err == nil && strings.HasPrefix(loc, prefix) && state == "complete" {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// interceptApp answers, in place of the network, every request of the tab
+// to pattern (an application that does not exist) with a small page, so
+// the browser can arrive at the application and its address be read.
+func (b *browser) interceptApp(pattern string) {
+	b.t.Helper()
+	chromedp.ListenTarget(b.ctx, func(ev any) {
+		p, ok := ev.(*fetch.EventRequestPaused)
+		if !ok {
+			return
+		}
+		go func() {
+			c := chromedp.FromContext(b.ctx)
+			ctx := cdp.WithExecutor(b.ctx, c.Target)
+			body := base64.StdEncoding.EncodeToString([]byte("<!doctype html><title>App</title><p>The application</p>"))
+			fetch.FulfillRequest(p.RequestID, 200).
+				WithResponseHeaders([]*fetch.HeaderEntry{{Name: "Content-Type", Value: "text/html; charset=utf-8"}}).
+				WithBody(body).Do(ctx)
+		}()
+	})
+	b.run("intercept "+pattern, fetch.Enable().WithPatterns([]*fetch.RequestPattern{{URLPattern: pattern, RequestStage: fetch.RequestStageRequest}}))
 }

@@ -72,6 +72,11 @@ func (h *Handler) mfaPage(w http.ResponseWriter, r *http.Request, t *ciam.Tenant
 	p.CSRF = h.CSRF.Token(w, r)
 	v.Nonce = web.CSPNonce(r.Context())
 	p.Data = v
+	if v.Next != "" {
+		// The form's redirects may end at the client of an authorization
+		// request: its form-action must allow them.
+		h.allowReturnTo(w, r, t, v.Next)
+	}
 	return p
 }
 
