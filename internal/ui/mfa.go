@@ -59,12 +59,12 @@ type mfaView struct {
 type totpView struct {
 	QR     template.URL
 	Text   string
-	URI    string
+	URI    template.URL // otpauth://, for a device that has the app
 	Sealed string
 }
 
 func newTOTPView(e *authn.TOTPEnrolment) *totpView {
-	return &totpView{QR: template.URL(e.QR), Text: e.Text, URI: e.URI, Sealed: e.Sealed}
+	return &totpView{QR: template.URL(e.QR), Text: e.Text, URI: template.URL(e.URI), Sealed: e.Sealed}
 }
 
 func (h *Handler) mfaPage(w http.ResponseWriter, r *http.Request, t *ciam.Tenant, titleID string, v *mfaView) *page {

@@ -72,6 +72,9 @@ func enrolTOTP(t *testing.T, e *testenv.Env, b *testenv.Browser) (*authenticator
 		t.Fatalf("TOTP setup page: %d %s", page.Status, page.Location)
 	}
 	a, sealed := readTOTPSetup(t, e, page.Body)
+	if !strings.Contains(page.Body, `href="otpauth://totp/Default:`) {
+		t.Errorf("the setup page has no otpauth link")
+	}
 	res := b.Post("/t/default/account/totp", url.Values{"csrf_token": {testenv.CSRF(page.Body)}, "sealed": {sealed}, "code": {a.now()}})
 	codes := recoveryCodesIn(res.Body)
 	if res.Status != http.StatusOK || len(codes) != 10 {
