@@ -75,6 +75,18 @@ func loadFactors(ctx context.Context, tx store.Tx, user ciam.UserID) (*Factors, 
 	return f, nil
 }
 
+// hasSecondFactor reports whether the user has a TOTP app or a passkey,
+// with at most two indexed reads: all a login needs to apply the policy.
+func hasSecondFactor(ctx context.Context, tx store.Tx, user ciam.UserID) (bool, error) {
+	if _, err := tx.TOTP().Get(ctx, user); err == nil {
+		return true, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	ps, err := tx.Passkeys().ListByUser(ctx, user)
+	return len(ps) > 0, err
+}
+
 // Factors returns the second factors of u.
 func (s *Service) Factors(ctx context.Context, t *ciam.Tenant, u ciam.UserID) (*Factors, error) {
 	var f *Factors
@@ -97,8 +109,9 @@ func acrOf(amr []string) string {
 	return ciam.ACRSingleFactor
 }
 
-// needsSecondFactor applies the tenant's policy to a first factor.
-func needsSecondFactor(t *ciam.Tenant, f *Factors, amr []string) bool {
+// needsSecondFactor applies the tenant's policy to a first factor of a
+// user who has (or has not) a second factor.
+func needsSecondFactor(t *ciam.Tenant, has bool, amr []string) bool {
 	if multiFactor(amr) {
 		return false
 	}
@@ -106,7 +119,7 @@ func needsSecondFactor(t *ciam.Tenant, f *Factors, amr []string) bool {
 	case ciam.MFARequired:
 		return true
 	case ciam.MFAOptional:
-		return f.Any()
+		return has
 	}
 	return false
 }
@@ -127,13 +140,13 @@ func (s *Service) establish(ctx context.Context, tx store.Tx, t *ciam.Tenant, u 
 		// Nothing to ask: the login costs no reads of the user's factors.
 		return s.startSession(ctx, tx, t, u, amr, method, m, now, extra)
 	}
-	f, err := loadFactors(ctx, tx, u.ID)
+	has, err := hasSecondFactor(ctx, tx, u.ID)
 	if err != nil {
 		return nil, err
 	}
-	if needsSecondFactor(t, f, amr) {
+	if needsSecondFactor(t, has, amr) {
 		b := newBinding()
-		data, _ := json.Marshal(pending{AMR: amr, Method: method, Enrol: !f.Any()})
+		data, _ := json.Marshal(pending{AMR: amr, Method: method, Enrol: !has})
 		flow := &ciam.AuthFlow{
 			ID: b.TokenID, TenantID: t.ID, Kind: ciam.FlowSecondFactor, BrowserHash: session.HashToken(b.Secret),
 			UserID: u.ID, Data: string(data), CreatedAt: now, ExpiresAt: now.Add(PendingTTL),
@@ -142,13 +155,13 @@ func (s *Service) establish(ctx context.Context, tx store.Tx, t *ciam.Tenant, u 
 			return nil, err
 		}
 		d := map[string]string{"method": method}
-		if !f.Any() {
+		if !has {
 			d["enrol"] = "true"
 		}
 		if err := audit.Record(ctx, tx, now, audit.LoginSecondFactor, string(u.ID), flow.ID, ciam.OutcomeSuccess, u, m, "", d); err != nil {
 			return nil, err
 		}
-		return &Result{User: u, Pending: b, Enrol: !f.Any()}, nil
+		return &Result{User: u, Pending: b, Enrol: !has}, nil
 	}
 	return s.startSession(ctx, tx, t, u, amr, method, m, now, extra)
 }
@@ -255,7 +268,7 @@ func (s *Service) factorKey(user string) string { return "mfa:" + user }
 // verifyProof checks p for user u in tx. A TOTP step or recovery code is
 // spent in tx: if the caller's transaction fails later, the code stays
 // unspent, and the login did not happen either.
-func (s *Service) verifyProof(ctx context.Context, tx store.Tx, t *ciam.Tenant, u *ciam.User, f *Factors, p Proof, now time.Time) (*proven, error) {
+func (s *Service) verifyProof(ctx context.Context, tx store.Tx, t *ciam.Tenant, u *ciam.User, p Proof, now time.Time) (*proven, error) {
 	switch p.Method {
 	case MethodTOTP:
 		sec, err := tx.TOTP().Get(ctx, u.ID)
@@ -367,7 +380,7 @@ func (s *Service) completePending(ctx context.Context, t *ciam.Tenant, pl *Pendi
 	}
 	var res *Result
 	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
-		pr, err := s.verifyProof(ctx, tx, t, pl.User, pl.Factors, p, now)
+		pr, err := s.verifyProof(ctx, tx, t, pl.User, p, now)
 		if err != nil {
 			return err
 		}
@@ -463,11 +476,8 @@ func (s *Service) Confirm(ctx context.Context, t *ciam.Tenant, sess *ciam.Sessio
 	var out ciam.Session
 	err := s.Store.Tx(ctx, t.ID, func(tx store.Tx) error {
 		if pr == nil {
-			f, err := loadFactors(ctx, tx, u.ID)
-			if err != nil {
-				return err
-			}
-			if pr, err = s.verifyProof(ctx, tx, t, u, f, p, now); err != nil {
+			var err error
+			if pr, err = s.verifyProof(ctx, tx, t, u, p, now); err != nil {
 				return err
 			}
 		}
@@ -533,6 +543,12 @@ func isSecond(amr []string, pr *proven) bool {
 		return hasKey
 	}
 	return false
+}
+
+// PasswordIsSecond reports whether a password would add a second factor
+// to session sess (it began with a passkey that did not verify its user).
+func PasswordIsSecond(sess *ciam.Session) bool {
+	return isSecond(sess.AMR, &proven{detail: map[string]string{"factor": MethodPassword}})
 }
 
 // errSameFactor refuses a passkey offered as the second factor of a login

@@ -13,7 +13,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/ciam"
@@ -32,11 +31,11 @@ func (h *Handler) mountMFA(m *web.Mux) {
 	m.Handle("POST /t/{tenant}/signup/passkey", h.passkeySignup)
 	m.Handle("GET /t/{tenant}/account/totp", h.totpForm)
 	m.Handle("POST /t/{tenant}/account/totp", h.totpConfirm)
-	m.Handle("POST /t/{tenant}/account/totp/remove", h.totpRemove)
+	m.Handle("POST /t/{tenant}/account/totp/remove", h.securityChange("totp_removed", h.totpRemove))
 	m.Handle("POST /t/{tenant}/account/recovery-codes", h.recoveryCodes)
-	m.Handle("POST /t/{tenant}/account/passkeys", h.passkeyAdd)
-	m.Handle("POST /t/{tenant}/account/passkeys/{id}/rename", h.passkeyRename)
-	m.Handle("POST /t/{tenant}/account/passkeys/{id}/remove", h.passkeyRemove)
+	m.Handle("POST /t/{tenant}/account/passkeys", h.securityChange("passkey_added", h.passkeyAdd))
+	m.Handle("POST /t/{tenant}/account/passkeys/{id}/rename", h.securityChange("passkey_renamed", h.passkeyRename))
+	m.Handle("POST /t/{tenant}/account/passkeys/{id}/remove", h.securityChange("passkey_removed", h.passkeyRemove))
 }
 
 // mfaView is what the "mfa" page shows at its Step.
@@ -88,8 +87,17 @@ func (h *Handler) loggedIn(w http.ResponseWriter, r *http.Request, t *ciam.Tenan
 		http.Redirect(w, r, "/t/"+t.Slug+"/mfa", http.StatusSeeOther)
 		return nil
 	}
-	// The session is rotated: a session this browser had before ends, so no
-	// identifier outlives the login that replaced it.
+	if err := h.startSession(w, r, t, res); err != nil {
+		return err
+	}
+	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)
+	return nil
+}
+
+// startSession gives the browser the session of a completed login. The
+// session is rotated: one this browser had before ends, so no identifier
+// outlives the login that replaced it.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, t *ciam.Tenant, res *authn.Result) error {
 	if old, _, err := h.current(r, t); err == nil && old != nil {
 		if err := h.Sessions.End(r.Context(), t, old, h.meta(r)); err != nil {
 			return err
@@ -98,7 +106,6 @@ func (h *Handler) loggedIn(w http.ResponseWriter, r *http.Request, t *ciam.Tenan
 	h.clearFlow(w, t, flowMFA)
 	h.setSessionCookie(w, t, res)
 	h.CSRF.Rotate(w)
-	http.Redirect(w, r, safeNext(t, next), http.StatusSeeOther)
 	return nil
 }
 
@@ -208,21 +215,16 @@ func (h *Handler) mfaEnrol(w http.ResponseWriter, r *http.Request) error {
 	var res *authn.Result
 	var codes []string
 	if r.PostFormValue("method") == authn.MethodPasskey {
-		res, codes, err = h.Authn.EnrolPendingPasskey(r.Context(), t, b, r.PostFormValue("state"), []byte(r.PostFormValue("credential")), r.PostFormValue("name"), h.meta(r))
+		res, codes, err = h.Authn.EnrolPendingPasskey(r.Context(), t, b, r.PostFormValue("state"), []byte(r.PostFormValue("credential")), r.PostFormValue("passkey_name"), h.meta(r))
 	} else {
 		res, codes, err = h.Authn.EnrolPendingTOTP(r.Context(), t, b, r.PostFormValue("sealed"), r.PostFormValue("code"), h.meta(r))
 	}
 	if err != nil {
 		return h.pendingError(w, r, t, b, next, err)
 	}
-	if old, _, err := h.current(r, t); err == nil && old != nil {
-		if err := h.Sessions.End(r.Context(), t, old, h.meta(r)); err != nil {
-			return err
-		}
+	if err := h.startSession(w, r, t, res); err != nil {
+		return err
 	}
-	h.clearFlow(w, t, flowMFA)
-	h.setSessionCookie(w, t, res)
-	h.CSRF.Rotate(w)
 	return h.showCodes(w, r, t, codes, safeNext(t, next))
 }
 
@@ -259,23 +261,14 @@ func (h *Handler) confirmView(r *http.Request, t *ciam.Tenant, s *ciam.Session, 
 		return nil, err
 	}
 	// At step-up a password counts only after a passkey login.
-	v := &mfaView{Step: "confirm", Next: next, TOTP: f.TOTP, Recovery: f.Recovery, Password: f.Password && (!stepUp || keyLogin(s)), StepUp: stepUp}
+	v := &mfaView{Step: "confirm", Next: next, TOTP: f.TOTP, Recovery: f.Recovery, Password: f.Password && (!stepUp || authn.PasswordIsSecond(s)), StepUp: stepUp}
 	v.NoFactor = stepUp && !f.Any()
 	v.Passkey, err = h.Authn.BeginPasskeyVerify(t, u, f)
 	return v, err
 }
 
-// keyLogin reports whether session s began with a passkey.
-func keyLogin(s *ciam.Session) bool {
-	return slices.Contains(s.AMR, "hwk") || slices.Contains(s.AMR, "swk")
-}
-
 func (h *Handler) confirmForm(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
-	if err != nil {
-		return err
-	}
-	s, u, ok, err := h.requireSession(w, r, t)
+	t, s, u, ok, err := h.authedGet(w, r)
 	if !ok {
 		return err
 	}
@@ -298,7 +291,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) error {
 	next := safeNext(t, r.PostFormValue("next"))
 	stepUp := r.PostFormValue("acr") == "2"
 	pf := proof(r)
-	if stepUp && pf.Method == authn.MethodPassword && !keyLogin(s) {
+	if stepUp && pf.Method == authn.MethodPassword && !authn.PasswordIsSecond(s) {
 		pf.Method = "" // a password is no second factor after a password or a mailed code
 	}
 	res, err := h.Authn.Confirm(r.Context(), t, s, c.Value, u, pf, h.meta(r))
@@ -422,11 +415,7 @@ func (h *Handler) securityError(w http.ResponseWriter, r *http.Request, t *ciam.
 }
 
 func (h *Handler) totpForm(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
-	if err != nil {
-		return err
-	}
-	s, u, ok, err := h.requireSession(w, r, t)
+	t, s, u, ok, err := h.authedGet(w, r)
 	if !ok {
 		return err
 	}
@@ -464,16 +453,38 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 	return h.showCodes(w, r, t, codes, "/t/"+t.Slug+"/account?done=totp_added")
 }
 
-func (h *Handler) totpRemove(w http.ResponseWriter, r *http.Request) error {
-	t, s, u, ok, err := h.authedPost(w, r)
-	if !ok {
-		return err
+// securityChange is a POST of the account page's security settings: the
+// change runs for the signed-in user, then the page says done, or shows
+// the error (or asks to confirm the login first).
+func (h *Handler) securityChange(done string, change func(r *http.Request, t *ciam.Tenant, s *ciam.Session, u *ciam.User) error) web.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		t, s, u, ok, err := h.authedPost(w, r)
+		if !ok {
+			return err
+		}
+		if err := change(r, t, s, u); err != nil {
+			return h.securityError(w, r, t, s, u, err)
+		}
+		http.Redirect(w, r, "/t/"+t.Slug+"/account?done="+done, http.StatusSeeOther)
+		return nil
 	}
-	if err := h.Authn.RemoveTOTP(r.Context(), t, s, u, h.meta(r)); err != nil {
-		return h.securityError(w, r, t, s, u, err)
-	}
-	http.Redirect(w, r, "/t/"+t.Slug+"/account?done=totp_removed", http.StatusSeeOther)
-	return nil
+}
+
+func (h *Handler) totpRemove(r *http.Request, t *ciam.Tenant, s *ciam.Session, u *ciam.User) error {
+	return h.Authn.RemoveTOTP(r.Context(), t, s, u, h.meta(r))
+}
+
+func (h *Handler) passkeyAdd(r *http.Request, t *ciam.Tenant, s *ciam.Session, u *ciam.User) error {
+	_, err := h.Authn.AddPasskey(r.Context(), t, s, u, r.PostFormValue("state"), []byte(r.PostFormValue("credential")), r.PostFormValue("passkey_name"), h.meta(r))
+	return err
+}
+
+func (h *Handler) passkeyRename(r *http.Request, t *ciam.Tenant, _ *ciam.Session, u *ciam.User) error {
+	return h.Authn.RenamePasskey(r.Context(), t, u, r.PathValue("id"), r.PostFormValue("name"), h.meta(r))
+}
+
+func (h *Handler) passkeyRemove(r *http.Request, t *ciam.Tenant, s *ciam.Session, u *ciam.User) error {
+	return h.Authn.RemovePasskey(r.Context(), t, s, u, r.PathValue("id"), h.meta(r))
 }
 
 func (h *Handler) recoveryCodes(w http.ResponseWriter, r *http.Request) error {
@@ -486,40 +497,4 @@ func (h *Handler) recoveryCodes(w http.ResponseWriter, r *http.Request) error {
 		return h.securityError(w, r, t, s, u, err)
 	}
 	return h.showCodes(w, r, t, codes, "/t/"+t.Slug+"/account?done=codes")
-}
-
-func (h *Handler) passkeyAdd(w http.ResponseWriter, r *http.Request) error {
-	t, s, u, ok, err := h.authedPost(w, r)
-	if !ok {
-		return err
-	}
-	if _, err := h.Authn.AddPasskey(r.Context(), t, s, u, r.PostFormValue("state"), []byte(r.PostFormValue("credential")), r.PostFormValue("passkey_name"), h.meta(r)); err != nil {
-		return h.securityError(w, r, t, s, u, err)
-	}
-	http.Redirect(w, r, "/t/"+t.Slug+"/account?done=passkey_added", http.StatusSeeOther)
-	return nil
-}
-
-func (h *Handler) passkeyRename(w http.ResponseWriter, r *http.Request) error {
-	t, s, u, ok, err := h.authedPost(w, r)
-	if !ok {
-		return err
-	}
-	if err := h.Authn.RenamePasskey(r.Context(), t, u, r.PathValue("id"), r.PostFormValue("name"), h.meta(r)); err != nil {
-		return h.securityError(w, r, t, s, u, err)
-	}
-	http.Redirect(w, r, "/t/"+t.Slug+"/account?done=passkey_renamed", http.StatusSeeOther)
-	return nil
-}
-
-func (h *Handler) passkeyRemove(w http.ResponseWriter, r *http.Request) error {
-	t, s, u, ok, err := h.authedPost(w, r)
-	if !ok {
-		return err
-	}
-	if err := h.Authn.RemovePasskey(r.Context(), t, s, u, r.PathValue("id"), h.meta(r)); err != nil {
-		return h.securityError(w, r, t, s, u, err)
-	}
-	http.Redirect(w, r, "/t/"+t.Slug+"/account?done=passkey_removed", http.StatusSeeOther)
-	return nil
 }

@@ -187,6 +187,22 @@ func TestPasskeyPages(t *testing.T) {
 		t.Fatalf("bob has %d passkeys", n)
 	}
 
+	// Another account cannot rename or remove it: it is not theirs.
+	piaKey := passkeyIDRE.FindStringSubmatch(b.Get("/t/default/account").Body)[1]
+	for _, action := range []string{"rename", "remove"} {
+		res := bob.Submit("/t/default/account", "/t/default/account/passkeys/"+piaKey+"/"+action, url.Values{"name": {"Mine now"}})
+		if res.Status != http.StatusNotFound {
+			t.Fatalf("another account's passkey, %s: %d", action, res.Status)
+		}
+	}
+	if acct := b.Get("/t/default/account"); !strings.Contains(acct.Body, "Laptop") || passkeyCount(t, e, pia) != 1 {
+		t.Fatalf("another account changed the passkey")
+	}
+	// An empty name is refused on the page.
+	if res := b.Submit("/t/default/account", "/t/default/account/passkeys/"+piaKey+"/rename", url.Values{"name": {"  "}}); res.Status != http.StatusBadRequest || !strings.Contains(res.Body, "Enter a name") {
+		t.Fatalf("rename to an empty name: %d", res.Status)
+	}
+
 	// A passkey removed in one session no longer logs in in another.
 	waiting := e.Browser()
 	c = ceremonyIn(t, waiting.Get("/t/default/login").Body)
@@ -273,4 +289,34 @@ func TestPasskeyTwiceIsOneFactor(t *testing.T) {
 	// Now the password is the first factor, and the passkey the second.
 	b2 := e.Browser()
 	pendingLogin(t, b2, "kim@example.com")
+}
+
+// TestEnrolPasskeyAtLogin checks that, where the tenant requires a second
+// factor, a user without one can add a passkey to finish logging in, under
+// the name they gave it, and gets recovery codes.
+func TestEnrolPasskeyAtLogin(t *testing.T) {
+	e := testenv.NewWith(t, testenv.Options{Localhost: true})
+	rp := virtualwebauthn.RelyingParty{Name: "Default", ID: mustURL(t, e.URL).Hostname(), Origin: e.URL}
+	signup(t, e.Browser(), "lea@example.com", goodPassword)
+	setMFA(t, e, ciam.MFARequired)
+
+	b := e.Browser()
+	pendingLogin(t, b, "lea@example.com")
+	page := b.Get("/t/default/mfa")
+	c := ceremonyIn(t, page.Body)
+	res := b.Post("/t/default/mfa/enrol", url.Values{"csrf_token": {c.csrf}, "method": {"passkey"}, "state": {c.state}, "passkey_name": {"Phone"},
+		"credential": {attestation(t, c, rp, virtualwebauthn.NewAuthenticator(), virtualKey())}})
+	if res.Status != http.StatusOK || len(recoveryCodesIn(res.Body)) != 10 {
+		t.Fatalf("passkey enrolment at login: %d %s", res.Status, res.Body)
+	}
+	if acct := b.Get("/t/default/account"); acct.Status != http.StatusOK || !strings.Contains(acct.Body, "<strong>Phone</strong>") {
+		t.Fatalf("after enrolment the account page does not list the passkey by its name (%d)", acct.Status)
+	}
+	// The pending login is spent: posting the enrolment again changes nothing.
+	if res := b.Post("/t/default/mfa/enrol", url.Values{"csrf_token": {testenv.CSRF(b.Get("/t/default/account").Body)}, "method": {"passkey"}, "state": {c.state}}); res.Status != http.StatusUnauthorized {
+		t.Fatalf("enrolment posted again: %d", res.Status)
+	}
+	if n := passkeyCount(t, e, userByEmail(t, e, "lea@example.com")); n != 1 {
+		t.Fatalf("%d passkeys", n)
+	}
 }

@@ -406,11 +406,7 @@ type sessionView struct {
 }
 
 func (h *Handler) account(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.tenant(r)
-	if err != nil {
-		return err
-	}
-	s, u, ok, err := h.requireSession(w, r, t)
+	t, s, u, ok, err := h.authedGet(w, r)
 	if !ok {
 		return err
 	}
@@ -485,6 +481,17 @@ func (h *Handler) accountError(w http.ResponseWriter, r *http.Request, t *ciam.T
 	}
 	p.setError(e)
 	return h.render(w, r, web.Status(e.Kind), "account", p)
+}
+
+// authedGet is the common start of the pages that need a session: tenant,
+// then the session (or a redirect to the login page).
+func (h *Handler) authedGet(w http.ResponseWriter, r *http.Request) (*ciam.Tenant, *ciam.Session, *ciam.User, bool, error) {
+	t, err := h.tenant(r)
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	s, u, ok, err := h.requireSession(w, r, t)
+	return t, s, u, ok, err
 }
 
 // authedPost is the common start of the account page's forms: tenant, CSRF,
